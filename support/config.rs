@@ -1,0 +1,407 @@
+//! The suite's configuration: every environment variable it understands, read once into one typed
+//! value. Nothing else in the suite reads the environment. A bad value stops the run with one line
+//! that names the variable and the fix, before any fault or traffic.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use reqwest::Url;
+
+/// What the tests run against.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Reference(ReferenceConfig),
+    Live(Box<LiveConfig>),
+}
+
+/// Which DIVE the reference deployment reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// DIVE as the plan intends it: every requirement holds.
+    Intended,
+    /// DIVE as shipped at commit 15a319e6.
+    DiveV15a,
+    /// DIVE as shipped at commit d85d9ec4.
+    DiveHead,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 3] = [Profile::Intended, Profile::DiveV15a, Profile::DiveHead];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Intended => "intended",
+            Profile::DiveV15a => "dive-v15a",
+            Profile::DiveHead => "dive-head",
+        }
+    }
+}
+
+/// Where the reference deployment gets Redis and the monitoring programs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Programs found on PATH, run as child processes.
+    Local,
+    /// Official images through testcontainers; needs a Docker daemon.
+    Docker,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReferenceConfig {
+    pub profile: Profile,
+    /// Explicit choice from `DIVE_REFERENCE_RUNTIME`; `None` picks Docker only when a daemon answers.
+    pub runtime: Option<Runtime>,
+}
+
+/// A secret read from the environment: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// How HTTPS peers are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Trust exactly the certificates of this PEM bundle.
+    CaBundle(PathBuf),
+    /// No verification at all (`DIVE_TLS_INSECURE=1`).
+    Insecure,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub root: PathBuf,
+    pub hub_backend: Url,
+    pub hub_keycloak: Url,
+    pub trust: Trust,
+    pub client_secret: Option<Secret>,
+    pub user: String,
+    pub password: Secret,
+    /// The program that stops and starts DIVE's containers (`docker` unless overridden).
+    pub container_runtime: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    /// DIVE's timers multiplied by this; 1 for live.
+    pub time_scale: f64,
+    /// Where journals and the fault ledger live.
+    pub state_dir: PathBuf,
+    /// Running in CI (`CI` set): nothing that should run may be skipped.
+    pub ci: bool,
+    /// Names this run's journal folder: nextest's run id, else start time and process id.
+    pub run_id: String,
+    /// The Docker daemon's socket (`DOCKER_HOST=unix://...`, else the standard path).
+    pub docker_socket: PathBuf,
+    /// Inherited variables that change the behaviour of `./dive` (`INSTANCE`,
+    /// `COMPOSE_PROJECT_NAME`, every `*_LOADED`): removed from its environment.
+    pub dive_leaky_vars: Vec<String>,
+}
+
+/// One bad variable: which one, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration: {}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// Default password of DIVE's seeded test users (contract section 6).
+const DEFAULT_TEST_PASSWORD: &str = "TestUser2025!Pilot";
+
+impl Config {
+    /// Reads the configuration from `vars` (the process environment in [`config`]; a map in tests).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name) {
+                None | Some("0") | Some("false") => Ok(false),
+                Some("1") | Some("true") => Ok(true),
+                Some(other) => Err(bad(name, format!("`{other}` is not a flag; use 1 or 0"))),
+            }
+        };
+        let state_dir = get("DIVE_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
+
+        let target = match get("DIVE_TARGET").unwrap_or("reference") {
+            "reference" => {
+                let profile = match get("DIVE_PROFILE").unwrap_or("intended") {
+                    "intended" => Profile::Intended,
+                    "dive-v15a" => Profile::DiveV15a,
+                    "dive-head" => Profile::DiveHead,
+                    other => {
+                        return Err(bad(
+                            "DIVE_PROFILE",
+                            format!("unknown profile `{other}`; use intended, dive-v15a or dive-head"),
+                        ));
+                    }
+                };
+                let runtime = match get("DIVE_REFERENCE_RUNTIME") {
+                    None => None,
+                    Some("local") => Some(Runtime::Local),
+                    Some("docker") => Some(Runtime::Docker),
+                    Some(other) => {
+                        return Err(bad(
+                            "DIVE_REFERENCE_RUNTIME",
+                            format!("unknown runtime `{other}`; use local or docker, or unset it"),
+                        ));
+                    }
+                };
+                Target::Reference(ReferenceConfig { profile, runtime })
+            }
+            "live" => {
+                const REFERENCE_ONLY: [&str; 3] = ["DIVE_PROFILE", "DIVE_TIME_SCALE", "DIVE_REFERENCE_RUNTIME"];
+                for var in REFERENCE_ONLY {
+                    if get(var).is_some() {
+                        return Err(bad(
+                            var,
+                            "applies to the reference target only; unset it for DIVE_TARGET=live",
+                        ));
+                    }
+                }
+                Target::Live(Box::new(live_config(
+                    &get,
+                    flag("DIVE_ALLOW_REMOTE")?,
+                    flag("DIVE_TLS_INSECURE")?,
+                )?))
+            }
+            other => {
+                return Err(bad(
+                    "DIVE_TARGET",
+                    format!("unknown target `{other}`; use reference (the default) or live"),
+                ));
+            }
+        };
+
+        let time_scale = match (&target, get("DIVE_TIME_SCALE")) {
+            (Target::Live(_), _) => 1.0,
+            (Target::Reference(_), None) => 0.1,
+            (Target::Reference(_), Some(raw)) => match raw.parse::<f64>() {
+                Ok(scale) if scale > 0.0 && scale <= 1.0 => scale,
+                _ => {
+                    return Err(bad(
+                        "DIVE_TIME_SCALE",
+                        format!("`{raw}` is not a number in (0, 1]; use 0.1 (default) up to 1 (DIVE's real timers)"),
+                    ));
+                }
+            },
+        };
+
+        Ok(Config {
+            target,
+            time_scale,
+            state_dir,
+            ci: get("CI").is_some_and(|v| v != "0" && v != "false"),
+            run_id: get("NEXTEST_RUN_ID").map(str::to_string).unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                format!("{secs}-{}", std::process::id())
+            }),
+            docker_socket: get("DOCKER_HOST")
+                .and_then(|h| h.strip_prefix("unix://"))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+            dive_leaky_vars: vars
+                .keys()
+                .filter(|k| *k == "INSTANCE" || *k == "COMPOSE_PROJECT_NAME" || k.ends_with("_LOADED"))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    pub fn profile(&self) -> Option<Profile> {
+        match &self.target {
+            Target::Reference(r) => Some(r.profile),
+            Target::Live(_) => None,
+        }
+    }
+}
+
+fn live_config<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+    allow_remote: bool,
+    insecure: bool,
+) -> Result<LiveConfig, ConfigError> {
+    let root = PathBuf::from(
+        get("DIVE_ROOT").ok_or_else(|| bad("DIVE_ROOT", "not set; point it at the DIVE checkout that holds ./dive"))?,
+    );
+    if !root.join("dive").is_file() {
+        return Err(bad(
+            "DIVE_ROOT",
+            format!(
+                "{} has no ./dive; point it at the top of a DIVE checkout",
+                root.display()
+            ),
+        ));
+    }
+    let hub_backend = url_var(get, "HUB_BACKEND_URL", "https://localhost:4000", allow_remote)?;
+    let hub_keycloak = url_var(get, "HUB_KEYCLOAK_URL", "https://localhost:8443", allow_remote)?;
+    let trust = if insecure {
+        Trust::Insecure
+    } else {
+        Trust::CaBundle(ca_bundle(get, &root)?)
+    };
+    Ok(LiveConfig {
+        root,
+        hub_backend,
+        hub_keycloak,
+        trust,
+        client_secret: get("DIVE_KEYCLOAK_CLIENT_SECRET").map(Secret::new),
+        user: get("DIVE_TEST_USER").unwrap_or("testuser-usa-1").to_string(),
+        password: Secret::new(get("DIVE_TEST_PASSWORD").unwrap_or(DEFAULT_TEST_PASSWORD)),
+        container_runtime: get("DIVE_CONTAINER_RUNTIME").unwrap_or("docker").to_string(),
+    })
+}
+
+/// Parses a URL variable and refuses a host that does not resolve to loopback only, unless the
+/// user opted in with `DIVE_ALLOW_REMOTE=1`.
+pub fn url_var<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+    var: &'static str,
+    default: &str,
+    allow_remote: bool,
+) -> Result<Url, ConfigError> {
+    let raw = get(var).unwrap_or(default);
+    let url = Url::parse(raw).map_err(|e| {
+        bad(
+            var,
+            format!("`{raw}` is not a URL ({e}); use the form https://localhost:4000"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(
+            var,
+            format!("`{raw}` is not http(s); use the form https://localhost:4000"),
+        ));
+    }
+    let host = url.host_str().ok_or_else(|| bad(var, format!("`{raw}` has no host")))?;
+    if !allow_remote {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<_> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| bad(var, format!("cannot resolve `{host}` ({e}); check the URL")))?
+            .collect();
+        if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(bad(
+                var,
+                format!(
+                    "`{host}` is not loopback; the suite injects faults, so set DIVE_ALLOW_REMOTE=1 only if you mean to test that host"
+                ),
+            ));
+        }
+    }
+    Ok(url)
+}
+
+/// The CA bundle: `DIVE_CA_CERT`, else DIVE's copies of the mkcert root (v15a, then HEAD), else
+/// mkcert's own. The file must hold at least one PEM certificate.
+fn ca_bundle<'a>(get: &dyn Fn(&str) -> Option<&'a str>, root: &Path) -> Result<PathBuf, ConfigError> {
+    let path = match get("DIVE_CA_CERT") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let mut candidates = vec![
+                root.join("instances/hub/certs/rootCA.pem"),
+                root.join("certs/ca-bundle/rootCA.pem"),
+            ];
+            if let Some(dir) = mkcert_caroot() {
+                candidates.push(dir.join("rootCA.pem"));
+            }
+            candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+                bad(
+                    "DIVE_CA_CERT",
+                    "not set and no rootCA.pem under DIVE_ROOT; set it to DIVE's CA bundle (or DIVE_TLS_INSECURE=1 to skip verification)",
+                )
+            })?
+        }
+    };
+    let pem = std::fs::read(&path).map_err(|e| {
+        bad(
+            "DIVE_CA_CERT",
+            format!(
+                "cannot read {} ({e}); point it at a readable PEM bundle",
+                path.display()
+            ),
+        )
+    })?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(path),
+        _ => Err(bad(
+            "DIVE_CA_CERT",
+            format!(
+                "{} holds no PEM certificate; point it at DIVE's rootCA.pem",
+                path.display()
+            ),
+        )),
+    }
+}
+
+/// `mkcert -CAROOT`, when mkcert is installed.
+fn mkcert_caroot() -> Option<PathBuf> {
+    let out = std::process::Command::new("mkcert").arg("-CAROOT").output().ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !dir.trim().is_empty()).then(|| PathBuf::from(dir.trim()))
+}
+
+static CONFIG: OnceLock<Result<Config, ConfigError>> = OnceLock::new();
+
+/// The configuration of this run, read from the environment on first use.
+pub fn config() -> Result<&'static Config, &'static ConfigError> {
+    CONFIG
+        .get_or_init(|| {
+            let vars: HashMap<String, String> = std::env::vars().collect();
+            let cfg = Config::from_vars(&vars)?;
+            if let Target::Live(live) = &cfg.target
+                && live.trust == Trust::Insecure
+            {
+                eprintln!(
+                    "WARNING: DIVE_TLS_INSECURE=1: TLS certificates are NOT verified; anyone on the path can read the tokens"
+                );
+            }
+            Ok(cfg)
+        })
+        .as_ref()
+}
+
+/// Like [`config`], for tests: a bad configuration fails the test with its one line.
+#[track_caller]
+pub fn must_config() -> &'static Config {
+    match config() {
+        Ok(cfg) => cfg,
+        Err(e) => panic!("{e}"),
+    }
+}

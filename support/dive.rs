@@ -1,0 +1,252 @@
+//! Running programs: the `./dive` CLI and the container runtime. Every command echoes a
+//! copy-pasteable argv before it runs, has a deadline, and on failure reports its exit code and
+//! both streams. Exit 0 proves nothing about DIVE's CLI (contract section 9): callers verify the
+//! effect of every command they run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// One program run, built then executed once.
+#[must_use = "an Exec does nothing until run"]
+#[derive(Debug, Clone)]
+pub struct Exec {
+    program: String,
+    args: Vec<String>,
+    cwd: Option<PathBuf>,
+    set: Vec<(String, String)>,
+    remove: Vec<String>,
+    deadline: Duration,
+}
+
+/// What a finished command printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Output {
+    pub argv: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self
+            .code
+            .map_or("killed by a signal".to_string(), |c| format!("exit {c}"));
+        write!(
+            f,
+            "`{}` -> {code}\n--- stdout\n{}--- stderr\n{}",
+            self.argv, self.stdout, self.stderr
+        )
+    }
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Exec {
+    pub fn new(program: impl Into<String>) -> Exec {
+        Exec {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: None,
+            set: Vec::new(),
+            remove: Vec::new(),
+            deadline: Duration::from_secs(60),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Exec {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Exec {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Exec {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Exec {
+        self.set.push((key.into(), value.into()));
+        self
+    }
+
+    /// Removes a variable from the child's environment (applied after [`Exec::env`]).
+    pub fn env_remove(mut self, key: impl Into<String>) -> Exec {
+        self.remove.push(key.into());
+        self
+    }
+
+    pub fn deadline(mut self, deadline: Duration) -> Exec {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The command as a shell line that can be pasted to reproduce it.
+    pub fn argv(&self) -> String {
+        let mut parts: Vec<String> = self.remove.iter().map(|k| format!("-u {k}")).collect();
+        if !parts.is_empty() {
+            parts.insert(0, "env".to_string());
+        }
+        parts.push(shell_quote(&self.program));
+        parts.extend(self.args.iter().map(|a| shell_quote(a)));
+        let line = parts.join(" ");
+        match &self.cwd {
+            Some(dir) => format!("(cd {} && {line})", shell_quote(&dir.display().to_string())),
+            None => line,
+        }
+    }
+
+    /// Runs to completion or until the deadline (then the child is killed). `Err` when it could
+    /// not be started or ran out of time; a non-zero exit is an `Ok` the caller judges.
+    pub async fn run(self) -> Result<Output, String> {
+        let argv = self.argv();
+        eprintln!("*** executing: {argv}");
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        for (k, v) in &self.set {
+            cmd.env(k, v);
+        }
+        for k in &self.remove {
+            cmd.env_remove(k);
+        }
+        let child = cmd.spawn().map_err(|e| format!("`{argv}` could not start: {e}"))?;
+        let out = tokio::time::timeout(self.deadline, child.wait_with_output())
+            .await
+            .map_err(|_| format!("`{argv}` did not finish within {:?}; killed", self.deadline))?
+            .map_err(|e| format!("`{argv}`: {e}"))?;
+        let output = Output {
+            argv,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if !output.success() {
+            eprintln!("{output}");
+        }
+        Ok(output)
+    }
+
+    /// Runs and requires exit 0; the error carries the whole output.
+    pub async fn must_succeed(self) -> Result<Output, String> {
+        let out = self.run().await?;
+        if out.success() { Ok(out) } else { Err(out.to_string()) }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The `./dive` CLI of a DIVE checkout: `bash <root>/dive [global flags] <command...>`, with the
+/// inherited variables that change its behaviour removed.
+#[must_use = "a Dive command does nothing until run"]
+#[derive(Debug, Clone)]
+pub struct Dive {
+    root: PathBuf,
+    instance: Option<String>,
+    dry_run: bool,
+    command: Vec<String>,
+    leaky: Vec<String>,
+    deadline: Duration,
+}
+
+impl Dive {
+    /// `leaky`: the inherited variable names to remove (see `Config::dive_leaky_vars`).
+    pub fn new(root: &Path, leaky: &[String]) -> Dive {
+        let mut leaky = leaky.to_vec();
+        for always in ["INSTANCE", "COMPOSE_PROJECT_NAME"] {
+            if !leaky.iter().any(|k| k == always) {
+                leaky.push(always.to_string());
+            }
+        }
+        Dive {
+            root: root.to_path_buf(),
+            instance: None,
+            dry_run: false,
+            command: Vec::new(),
+            leaky,
+            deadline: Duration::from_secs(600),
+        }
+    }
+
+    pub fn instance(mut self, code: &str) -> Dive {
+        self.instance = Some(code.to_lowercase());
+        self
+    }
+
+    pub fn dry_run(mut self) -> Dive {
+        self.dry_run = true;
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Dive {
+        self.command.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn deadline(mut self, deadline: Duration) -> Dive {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The program run, with global flags before the command as the CLI requires.
+    pub fn exec(self) -> Exec {
+        // v15a's shebang names /usr/local/bin/bash: run it through bash explicitly.
+        let mut exec = Exec::new("bash").arg(self.root.join("dive").display().to_string());
+        if let Some(code) = &self.instance {
+            exec = exec.args(["--instance", code]);
+        }
+        if self.dry_run {
+            exec = exec.arg("--dry-run");
+        }
+        exec = exec.args(self.command).cwd(&self.root).deadline(self.deadline);
+        for k in self.leaky {
+            exec = exec.env_remove(k);
+        }
+        exec
+    }
+
+    /// Runs the command, then `verify` must confirm its effect: an exit 0 alone is not trusted,
+    /// because unknown subcommands print help and exit 0.
+    pub async fn run_verified<F, Fut>(self, effect: &str, verify: F) -> Result<Output, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let out = self.exec().must_succeed().await?;
+        match verify().await {
+            Ok(()) => Ok(out),
+            Err(seen) => Err(format!(
+                "`{}` exited 0 but had no effect ({effect} not observed: {seen}); the CLI may not support this command (contract section 9, D10)\n{out}",
+                out.argv
+            )),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What each reference profile reproduces: DIVE as the plan intends it, or DIVE as shipped at one
+//! of two commits, defects included (contract section 11), plus the reference-only defects that
+//! prove a scenario can fail where DIVE happens not to.
+
+use std::time::Duration;
+
+use crate::config::Profile;
+use crate::finding::Defect;
+use crate::reference::breaker::Quirk;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behaviour {
+    pub profile: Profile,
+    /// Mount point of the health API (D9: `/api/health` at HEAD).
+    pub health_base: &'static str,
+    /// OPA decision query path.
+    pub opa_decision_path: &'static str,
+    /// Keycloak, MongoDB and KAS calls of real requests go through their breakers (not so: D1).
+    pub breakers_wired: bool,
+    /// Keycloak `down` makes the overall status degraded (not so: D6).
+    pub keycloak_down_degrades: bool,
+    /// Rejects/transitions counters and DB-pool metrics are written (not so: D2).
+    pub resilience_metrics_written: bool,
+    /// Revoked tokens are refused on requests (not so: D5).
+    pub revocation_enforced: bool,
+    /// In-process decision cache, UNCLASSIFIED 120 s (HEAD).
+    pub decision_cache: bool,
+    /// How long a MongoDB ping keeps trying a stopped server before it reports down.
+    pub mongo_ping_patience: Duration,
+    /// `up` needs an answer faster than these (MongoDB, OPA, KAS), else `degraded`.
+    pub up_within: UpWithin,
+    pub breaker_quirk: Quirk,
+    /// R1: authorization fails while the cache Redis is down.
+    pub cache_outage_fails_authorization: bool,
+    /// R3: OPA decisions bypass the opa breaker.
+    pub opa_breaker_bypassed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpWithin {
+    pub mongodb: Duration,
+    pub opa: Duration,
+    pub kas: Duration,
+}
+
+impl Behaviour {
+    /// The profile as DIVE has it, at `time_scale`.
+    pub fn of(profile: Profile, time_scale: f64) -> Behaviour {
+        let ms = Duration::from_millis;
+        let v15a_up = UpWithin {
+            mongodb: ms(100),
+            opa: ms(100),
+            kas: ms(200),
+        };
+        let head_up = UpWithin {
+            mongodb: ms(500),
+            opa: ms(300),
+            kas: ms(200),
+        };
+        let shipped = profile != Profile::Intended;
+        Behaviour {
+            profile,
+            health_base: if profile == Profile::DiveHead {
+                "/api/health"
+            } else {
+                "/health"
+            },
+            opa_decision_path: if profile == Profile::DiveHead {
+                "/v1/data/dive/authz"
+            } else {
+                "/v1/data/dive/authz/decision"
+            },
+            breakers_wired: !shipped,
+            keycloak_down_degrades: !shipped,
+            resilience_metrics_written: !shipped,
+            revocation_enforced: profile != Profile::DiveV15a,
+            decision_cache: profile == Profile::DiveHead,
+            mongo_ping_patience: Duration::from_secs(if profile == Profile::DiveV15a { 60 } else { 5 })
+                .mul_f64(time_scale),
+            up_within: if profile == Profile::DiveV15a { v15a_up } else { head_up },
+            breaker_quirk: Quirk::None,
+            cache_outage_fails_authorization: false,
+            opa_breaker_bypassed: false,
+        }
+    }
+
+    /// Adds a reference-only defect.
+    pub fn with(mut self, defect: Defect) -> Behaviour {
+        match defect {
+            Defect::R1 => self.cache_outage_fails_authorization = true,
+            Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
+            Defect::R3 => self.opa_breaker_bypassed = true,
+            other => panic!("{other} is a defect of DIVE itself: pick the profile that ships it"),
+        }
+        self
+    }
+
+    /// The defects of DIVE this behaviour reproduces.
+    pub fn defects(&self) -> Vec<Defect> {
+        let mut out = Vec::new();
+        if !self.breakers_wired {
+            out.push(Defect::D1);
+        }
+        if !self.resilience_metrics_written {
+            out.push(Defect::D2);
+        }
+        if !self.revocation_enforced {
+            out.push(Defect::D5);
+        }
+        if !self.keycloak_down_degrades {
+            out.push(Defect::D6);
+        }
+        if self.health_base == "/api/health" {
+            out.push(Defect::D9);
+        }
+        if self.cache_outage_fails_authorization {
+            out.push(Defect::R1);
+        }
+        if self.breaker_quirk == Quirk::StuckHalfOpen {
+            out.push(Defect::R2);
+        }
+        if self.opa_breaker_bypassed {
+            out.push(Defect::R3);
+        }
+        out
+    }
+}

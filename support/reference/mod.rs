@@ -1,0 +1,342 @@
+//! The reference deployment: a hermetic DIVE on loopback, started per test with ephemeral ports
+//! and torn down on drop. Real Redis (cache, and the AOF-backed blacklist), reference backends
+//! that keep DIVE's contract, and stand-ins for OPA, Keycloak, MongoDB and KAS. Its servers run
+//! on a runtime of their own, so a test that blocks cannot stall the system under test.
+
+pub mod backend;
+pub mod behaviour;
+pub mod breaker;
+pub mod pki;
+pub mod redis;
+pub mod server;
+pub mod standins;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use reqwest::Url;
+
+use crate::config::Runtime;
+use crate::fault::{FaultKind, FaultSpec, Service};
+use crate::http::{Http, join};
+use crate::poll::eventually;
+use behaviour::Behaviour;
+use redis::{DockerRedis, LocalRedis, Redis, Spawner};
+use server::ControlledServer;
+use standins::KeycloakRealm;
+
+/// One DIVE instance of the reference deployment (the hub or a spoke).
+pub struct RefInstance {
+    pub code: String,
+    pub backend: Arc<ControlledServer>,
+    pub opa: Arc<ControlledServer>,
+    pub keycloak: Arc<ControlledServer>,
+    pub mongodb: Arc<ControlledServer>,
+    pub kas: Arc<ControlledServer>,
+    pub cache: Arc<Redis>,
+    pub realm: Arc<KeycloakRealm>,
+}
+
+impl RefInstance {
+    pub fn https(&self, server: &ControlledServer) -> Url {
+        url(&format!("https://127.0.0.1:{}", server.addr().port()))
+    }
+
+    pub fn backend_url(&self) -> Url {
+        self.https(&self.backend)
+    }
+
+    pub fn keycloak_url(&self) -> Url {
+        self.https(&self.keycloak)
+    }
+}
+
+fn url(text: &str) -> Url {
+    Url::parse(text).unwrap_or_else(|e| unreachable!("loopback URL {text}: {e}"))
+}
+
+fn http_url(server: &ControlledServer) -> Url {
+    url(&format!("http://127.0.0.1:{}", server.addr().port()))
+}
+
+pub struct Reference {
+    runtime: Option<tokio::runtime::Runtime>,
+    dir: PathBuf,
+    pub ca_pem: String,
+    pub behaviour: Behaviour,
+    pub time_scale: f64,
+    pub instances: Vec<RefInstance>,
+    pub blacklist: Arc<Redis>,
+    pub runtime_kind: Runtime,
+    tls: RustlsConfig,
+    client: reqwest::Client,
+    spawner: Arc<Spawner>,
+}
+
+/// The password of the reference test users (DIVE's default).
+pub const TEST_PASSWORD: &str = "TestUser2025!Pilot";
+
+impl Reference {
+    /// Starts the hub (code USA) and the given spokes.
+    pub async fn start(
+        behaviour: Behaviour,
+        time_scale: f64,
+        runtime_kind: Runtime,
+        spokes: &[&str],
+        temp_root: PathBuf,
+    ) -> Result<Reference, String> {
+        if runtime_kind == Runtime::Local && !redis::runs("redis-server") {
+            return Err("redis-server is not installed: install it (apt-get install -y redis-server), or start a Docker daemon (or set DIVE_REFERENCE_RUNTIME=docker) to run Redis in containers".to_string());
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dive-reference")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("reference runtime: {e}"))?;
+        let pki = pki::Pki::generate()?;
+        let (cert, key) = (
+            pki.leaf_cert_pem.clone().into_bytes(),
+            pki.leaf_key_pem.clone().into_bytes(),
+        );
+        let tls = runtime
+            .spawn(RustlsConfig::from_pem(cert, key))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("reference TLS: {e}"))?;
+        let client = reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(pki.ca_pem.as_bytes()).map_err(|e| e.to_string())?)
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let dir = temp_root.join(format!("reference-{}-{}", std::process::id(), standins::random_hex()));
+        let spawner = Arc::new(Spawner::new());
+        let blacklist = start_redis(runtime_kind, runtime.handle(), &dir, "blacklist", true, &spawner).await?;
+        let mut reference = Reference {
+            runtime: Some(runtime),
+            dir,
+            ca_pem: pki.ca_pem,
+            behaviour,
+            time_scale,
+            instances: Vec::new(),
+            blacklist: Arc::new(blacklist),
+            runtime_kind,
+            tls,
+            client,
+            spawner,
+        };
+        reference.add_instance("USA", &[]).await?;
+        let hub_issuer = reference.hub_issuer();
+        for code in spokes {
+            reference.add_instance(code, std::slice::from_ref(&hub_issuer)).await?;
+        }
+        Ok(reference)
+    }
+
+    fn handle(&self) -> Result<tokio::runtime::Handle, String> {
+        self.runtime
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or_else(|| "reference deployment is shut down".to_string())
+    }
+
+    fn hub_issuer(&self) -> (String, Url) {
+        let hub = &self.instances[0];
+        let issuer = hub.realm.issuer.get().cloned().unwrap_or_default();
+        (issuer.clone(), url(&format!("{issuer}/protocol/openid-connect/certs")))
+    }
+
+    async fn add_instance(&mut self, code: &str, also_trusted: &[(String, Url)]) -> Result<(), String> {
+        let rt = self.handle()?;
+        let realm = Arc::new(KeycloakRealm::for_instance(code, TEST_PASSWORD));
+        let serve = |name: &str, tls: bool, make: server::MakeRouter| {
+            ControlledServer::start(
+                &format!("{code} {name}"),
+                tls.then(|| self.tls.clone()),
+                make,
+                rt.clone(),
+            )
+        };
+        let decision_path = self.behaviour.opa_decision_path;
+        let opa = serve("opa", false, Arc::new(move || standins::opa(decision_path)))?;
+        let kc_realm = realm.clone();
+        let keycloak = serve("keycloak", true, Arc::new(move || standins::keycloak(kc_realm.clone())))?;
+        let issuer = format!("https://127.0.0.1:{}/realms/{}", keycloak.addr().port(), realm.realm);
+        let _ = realm.issuer.set(issuer.clone());
+        let docs = standins::seed_resources(code);
+        let mongodb = serve("mongodb", false, Arc::new(move || standins::mongodb(docs.clone())))?;
+        let kas = serve("kas", false, Arc::new(standins::kas))?;
+        let cache_name = format!("cache-{}", code.to_lowercase());
+        let cache = Arc::new(start_redis(self.runtime_kind, &rt, &self.dir, &cache_name, false, &self.spawner).await?);
+
+        let mut issuers = vec![(issuer.clone(), url(&format!("{issuer}/protocol/openid-connect/certs")))];
+        issuers.extend(also_trusted.iter().cloned());
+        let cfg = backend::BackendConfig {
+            code: code.to_string(),
+            behaviour: self.behaviour.clone(),
+            time_scale: self.time_scale,
+            opa: http_url(&opa),
+            keycloak: url(&format!("https://127.0.0.1:{}", keycloak.addr().port())),
+            mongodb: http_url(&mongodb),
+            kas: http_url(&kas),
+            cache_redis: cache.url(),
+            blacklist_redis: self.blacklist.url(),
+            realm: realm.realm.clone(),
+            client_id: realm.client_id.clone(),
+            client_secret: realm.client_secret.clone(),
+            issuers,
+            client: self.client.clone(),
+        };
+        let backend = serve("backend", true, Arc::new(move || backend::router(cfg.clone())))?;
+        self.instances.push(RefInstance {
+            code: code.to_string(),
+            backend,
+            opa,
+            keycloak,
+            mongodb,
+            kas,
+            cache,
+            realm,
+        });
+        Ok(())
+    }
+
+    pub fn instance(&self, code: &str) -> Result<&RefInstance, String> {
+        self.instances
+            .iter()
+            .find(|i| i.code.eq_ignore_ascii_case(code))
+            .ok_or_else(|| format!("the reference deployment has no instance {code}"))
+    }
+
+    fn server(&self, spec: &FaultSpec) -> Result<Option<Arc<ControlledServer>>, String> {
+        let inst = self.instance(&spec.instance)?;
+        Ok(match spec.service {
+            Service::Backend => Some(inst.backend.clone()),
+            Service::Opa => Some(inst.opa.clone()),
+            Service::Keycloak => Some(inst.keycloak.clone()),
+            Service::Mongodb => Some(inst.mongodb.clone()),
+            Service::Kas => Some(inst.kas.clone()),
+            Service::Redis | Service::BlacklistRedis => None,
+        })
+    }
+
+    fn redis(&self, spec: &FaultSpec) -> Result<Arc<Redis>, String> {
+        match spec.service {
+            Service::Redis => Ok(self.instance(&spec.instance)?.cache.clone()),
+            _ => Ok(self.blacklist.clone()),
+        }
+    }
+
+    pub async fn apply(&self, spec: &FaultSpec) -> Result<(), String> {
+        if let Some(server) = self.server(spec)? {
+            match spec.kind {
+                FaultKind::Stop => server.stop(true),
+                FaultKind::Kill => server.stop(false),
+                FaultKind::Pause => server.pause(),
+            }
+            return Ok(());
+        }
+        let redis = self.redis(spec)?;
+        let kind = spec.kind;
+        self.handle()?
+            .spawn(async move { redis.apply(kind).await })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    pub async fn restore(&self, spec: &FaultSpec) -> Result<(), String> {
+        if let Some(server) = self.server(spec)? {
+            return match spec.kind {
+                FaultKind::Pause => {
+                    server.resume();
+                    Ok(())
+                }
+                // The old socket may still be closing: retry the bind briefly.
+                FaultKind::Stop | FaultKind::Kill => eventually(
+                    &format!("{} to bind its port again", server.name()),
+                    Duration::from_millis(50),
+                    Duration::from_secs(10),
+                    async || server.restart(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|t| t.to_string()),
+            };
+        }
+        let redis = self.redis(spec)?;
+        let kind = spec.kind;
+        self.handle()?
+            .spawn(async move { redis.restore(kind).await })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Whether the service answers its own probe (a paused one does not, within a second).
+    pub async fn answers(&self, http: &Http, spec: &FaultSpec) -> Result<(), String> {
+        const PATIENCE: Duration = Duration::from_secs(1);
+        let inst = self.instance(&spec.instance)?;
+        if let Some(server) = self.server(spec)? {
+            let probe = match spec.service {
+                Service::Backend => join(&inst.backend_url(), &format!("{}/live", self.behaviour.health_base)),
+                Service::Keycloak => join(&inst.keycloak_url(), "/realms/master"),
+                Service::Mongodb => join(&http_url(&server), "/ping"),
+                _ => join(&http_url(&server), "/health"),
+            };
+            let (status, _, _) = http
+                .text(http.request(reqwest::Method::GET, &probe).timeout(PATIENCE))
+                .await
+                .map_err(|e| e.to_string())?;
+            return if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("{probe} answered {status}"))
+            };
+        }
+        let url = self.redis(spec)?.url();
+        let ping = async {
+            let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            ::redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(PATIENCE, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("redis {url}: {e}")),
+            Err(_) => Err(format!("redis {url}: no answer within {PATIENCE:?}")),
+        }
+    }
+}
+
+async fn start_redis(
+    kind: Runtime,
+    rt: &tokio::runtime::Handle,
+    dir: &std::path::Path,
+    name: &str,
+    aof: bool,
+    spawner: &Arc<Spawner>,
+) -> Result<Redis, String> {
+    match kind {
+        Runtime::Local => Ok(Redis::Local(LocalRedis::start(dir.join(name), aof, spawner.clone())?)),
+        Runtime::Docker => {
+            let redis = rt.spawn(DockerRedis::start(aof)).await.map_err(|e| e.to_string())??;
+            Ok(Redis::Docker(Box::new(redis)))
+        }
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        self.instances.clear();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

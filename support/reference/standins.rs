@@ -1,0 +1,342 @@
+//! Stand-ins for the dependencies of a DIVE backend that cannot run here: OPA, Keycloak, MongoDB
+//! and KAS. Each answers exactly the probes and calls DIVE makes (contract sections 2, 3, 6), and
+//! runs in a [`super::server::ControlledServer`] so it can be stopped, killed or paused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::model::TokenAnswer;
+
+/// DIVE's classification ladder, lowest first; test user `-n` holds level `n - 1`.
+pub const CLASSIFICATIONS: [&str; 5] = ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP_SECRET"];
+
+/// Resources seeded per instance (DIVE seeds 5000; the suite needs only distinct ids).
+pub const SEEDED_RESOURCES: usize = 400;
+
+pub fn rank(classification: &str) -> usize {
+    CLASSIFICATIONS
+        .iter()
+        .position(|c| *c == classification)
+        .unwrap_or(usize::MAX)
+}
+
+/// A unique-enough hex string for ids and throwaway secrets (no cryptographic use).
+pub fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{:016x}", h.finish())
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- OPA
+
+#[derive(Deserialize)]
+struct DecisionInput {
+    input: DecisionFacts,
+}
+
+#[derive(Deserialize, Serialize)]
+pub struct DecisionFacts {
+    pub clearance: String,
+    pub classification: String,
+}
+
+/// OPA answering DIVE's decision query on `decision_path`.
+pub fn opa(decision_path: &'static str) -> Router {
+    Router::new().route("/health", get(|| async { Json(json!({})) })).route(
+        decision_path,
+        post(|Json(q): Json<DecisionInput>| async move {
+            let allow = rank(&q.input.clearance) >= rank(&q.input.classification);
+            let reason = if allow {
+                "clearance sufficient"
+            } else {
+                "insufficient clearance"
+            };
+            Json(json!({ "result": { "allow": allow, "reason": reason } }))
+        }),
+    )
+}
+
+// ---------------------------------------------------------------- Keycloak
+
+/// The signing key of every reference Keycloak in this process (generating RSA keys is slow).
+fn signing_key() -> Result<&'static (EncodingKey, Jwk), String> {
+    static KEY: OnceLock<Result<(EncodingKey, Jwk), String>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(|e| format!("RSA key: {e}"))?;
+        let key = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).map_err(|e| format!("RSA key: {e}"))?;
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).map_err(|e| format!("JWK: {e}"))?;
+        jwk.common.key_id = Some(format!("ref-{}", random_hex()));
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        Ok((key, jwk))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Claims of the access tokens the reference Keycloak issues, named as DIVE's realms name them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub jti: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub azp: String,
+    #[serde(rename = "uniqueID")]
+    pub unique_id: String,
+    pub clearance: String,
+    pub country_of_affiliation: String,
+}
+
+/// Access-token lifespan of DIVE's realms.
+pub const TOKEN_LIFESPAN_S: u64 = 900;
+
+pub struct KeycloakRealm {
+    pub realm: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub user_prefix: String,
+    pub password: String,
+    pub country: String,
+    /// Set once the server has its port.
+    pub issuer: OnceLock<String>,
+}
+
+impl KeycloakRealm {
+    pub fn for_instance(code: &str, password: &str) -> KeycloakRealm {
+        let lower = code.to_lowercase();
+        KeycloakRealm {
+            realm: format!("dive-v3-broker-{lower}"),
+            client_id: format!("dive-v3-broker-{lower}"),
+            client_secret: random_hex(),
+            user_prefix: format!("testuser-{lower}-"),
+            password: password.to_string(),
+            country: code.to_uppercase(),
+            issuer: OnceLock::new(),
+        }
+    }
+
+    fn clearance_of(&self, username: &str) -> Option<&'static str> {
+        let n: usize = username.strip_prefix(&self.user_prefix)?.parse().ok()?;
+        CLASSIFICATIONS.get(n.checked_sub(1)?).copied()
+    }
+}
+
+#[derive(Deserialize)]
+struct Grant {
+    grant_type: String,
+    client_id: String,
+    client_secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+async fn token(State(realm): State<Arc<KeycloakRealm>>, Path(name): Path<String>, Form(g): Form<Grant>) -> Response {
+    if name != realm.realm {
+        return oauth_error(StatusCode::NOT_FOUND, "Realm does not exist", &name);
+    }
+    if g.client_id != realm.client_id || g.client_secret.as_deref() != Some(realm.client_secret.as_str()) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials",
+        );
+    }
+    if g.grant_type != "password" {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &g.grant_type);
+    }
+    let username = g.username.unwrap_or_default();
+    let clearance = match realm.clearance_of(&username) {
+        Some(c) if g.password.as_deref() == Some(realm.password.as_str()) => c,
+        _ => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", "Invalid user credentials"),
+    };
+    let Some(issuer) = realm.issuer.get() else {
+        return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "starting");
+    };
+    let (key, jwk) = match signing_key() {
+        Ok(k) => k,
+        Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
+    };
+    let now = unix_now();
+    let claims = Claims {
+        iss: issuer.clone(),
+        sub: format!("{username}-sub"),
+        jti: random_hex(),
+        exp: now + TOKEN_LIFESPAN_S,
+        iat: now,
+        azp: realm.client_id.clone(),
+        unique_id: username.clone(),
+        clearance: clearance.to_string(),
+        country_of_affiliation: realm.country.clone(),
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = jwk.common.key_id.clone();
+    match jsonwebtoken::encode(&header, &claims, key) {
+        Ok(access_token) => Json(TokenAnswer {
+            access_token,
+            expires_in: TOKEN_LIFESPAN_S,
+            token_type: "Bearer".to_string(),
+        })
+        .into_response(),
+        Err(e) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e.to_string()),
+    }
+}
+
+async fn certs() -> Response {
+    match signing_key() {
+        Ok((_, jwk)) => Json(JwkSet {
+            keys: vec![jwk.clone()],
+        })
+        .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Introspect {
+    token: String,
+}
+
+/// Token introspection: active when the token is one of ours and unexpired.
+async fn introspect(Form(q): Form<Introspect>) -> Response {
+    let active = match signing_key() {
+        Ok((_, jwk)) => jsonwebtoken::DecodingKey::from_jwk(jwk)
+            .ok()
+            .and_then(|k| {
+                jsonwebtoken::decode::<Claims>(&q.token, &k, &jsonwebtoken::Validation::new(Algorithm::RS256)).ok()
+            })
+            .is_some(),
+        Err(_) => false,
+    };
+    Json(json!({ "active": active })).into_response()
+}
+
+/// Keycloak: direct grant, JWKS, discovery, introspection and the health paths DIVE probes.
+pub fn keycloak(realm: Arc<KeycloakRealm>) -> Router {
+    Router::new()
+        .route("/health/ready", get(|| async { Json(json!({ "status": "UP" })) }))
+        .route("/health", get(|| async { Json(json!({ "status": "UP" })) }))
+        .route("/realms/master", get(|| async { Json(json!({ "realm": "master" })) }))
+        .route("/realms/{realm}/protocol/openid-connect/token", post(token))
+        .route(
+            "/realms/{realm}/protocol/openid-connect/token/introspect",
+            post(introspect),
+        )
+        .route("/realms/{realm}/protocol/openid-connect/certs", get(certs))
+        .route(
+            "/realms/{realm}/.well-known/openid-configuration",
+            get(|State(realm): State<Arc<KeycloakRealm>>| async move {
+                let issuer = realm.issuer.get().cloned().unwrap_or_default();
+                Json(json!({
+                    "issuer": issuer,
+                    "token_endpoint": format!("{issuer}/protocol/openid-connect/token"),
+                    "jwks_uri": format!("{issuer}/protocol/openid-connect/certs"),
+                }))
+            }),
+        )
+        .with_state(realm)
+}
+
+// ---------------------------------------------------------------- MongoDB
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredResource {
+    pub resource_id: String,
+    pub classification: String,
+    pub encrypted: bool,
+}
+
+pub fn seed_resources(code: &str) -> Arc<HashMap<String, StoredResource>> {
+    let docs = (1..=SEEDED_RESOURCES).map(|n| {
+        let id = format!("doc-{}-ref-{n:05}", code.to_uppercase());
+        let doc = StoredResource {
+            resource_id: id.clone(),
+            classification: CLASSIFICATIONS[n % CLASSIFICATIONS.len()].to_string(),
+            encrypted: true,
+        };
+        (id, doc)
+    });
+    Arc::new(docs.collect())
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// MongoDB, reduced to the three operations the backend performs: ping, list and find by id.
+pub fn mongodb(resources: Arc<HashMap<String, StoredResource>>) -> Router {
+    Router::new()
+        .route("/ping", get(|| async { Json(json!({ "ok": 1 })) }))
+        .route(
+            "/resources",
+            get(
+                |State(docs): State<Arc<HashMap<String, StoredResource>>>, Query(l): Query<Limit>| async move {
+                    let mut list: Vec<_> = docs.values().cloned().collect();
+                    list.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+                    list.truncate(l.limit.unwrap_or(100));
+                    Json(list)
+                },
+            ),
+        )
+        .route(
+            "/resources/{id}",
+            get(
+                |State(docs): State<Arc<HashMap<String, StoredResource>>>, Path(id): Path<String>| async move {
+                    match docs.get(&id) {
+                        Some(doc) => Json(doc.clone()).into_response(),
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(resources)
+}
+
+// ---------------------------------------------------------------- KAS
+
+/// KAS: health and key release for encrypted resources.
+pub fn kas() -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "healthy" })) }))
+        .route(
+            "/keys/{id}",
+            post(|Path(id): Path<String>| async move { Json(json!({ "resourceId": id, "wrappedKey": random_hex() })) }),
+        )
+}

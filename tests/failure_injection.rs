@@ -1,0 +1,159 @@
+//! Phase 4.1 of the plan: failure injection. Each dependency is stopped in turn; the breaker in
+//! front of it must open within the plan's budget, and the overall status must say what the
+//! plan says. The self-checks at the end run the same scenarios against DIVE as shipped and
+//! require the diagnosis that names each defect, so every run proves the suite can fail.
+
+use dive_resilience::prelude::*;
+
+/// 4.1-opa: OPA stopped -> opa breaker OPEN within 30 s.
+async fn opa_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, budget) = (d.hub(), s.budget());
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
+        .await;
+    s.restore(opa).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.1-kc: Keycloak stopped -> keycloak breaker OPEN within 20 s; status degraded, not unhealthy.
+async fn keycloak_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, budget) = (d.hub(), s.budget());
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let keycloak = hub.fault(Service::Keycloak, FaultKind::Stop).await?;
+    if let Err(last) = s.status_reaches(hub, Overall::Degraded, budget.deadline()).await {
+        s.finding(keycloak_down_status(last));
+    }
+    s.breaker_reaches(hub, &traffic, Breaker::Keycloak, BreakerState::Open, budget)
+        .await;
+    s.restore(keycloak).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+fn keycloak_down_status(last: Option<dive_resilience::model::Detailed>) -> Finding {
+    let keycloak_down = last
+        .as_ref()
+        .and_then(|d| d.services.as_ref())
+        .is_some_and(|s| s.keycloak.status == Probe::Down);
+    match last {
+        Some(d) if d.status == Overall::Healthy && keycloak_down => Finding::fail(format!(
+            "Keycloak is down but the overall status stayed healthy ({}); the plan expects degraded",
+            d.summary()
+        ))
+        .defect(Defect::D6),
+        Some(d) => Finding::fail(format!(
+            "with Keycloak stopped the status is {}, not degraded",
+            d.summary()
+        )),
+        None => Finding::fail("the health API did not answer while Keycloak was stopped"),
+    }
+}
+
+/// 4.1-mongo: MongoDB stopped -> mongodb breaker OPEN within 30 s; status unhealthy.
+async fn mongodb_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, budget) = (d.hub(), s.budget());
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let mongodb = hub.fault(Service::Mongodb, FaultKind::Stop).await?;
+    s.breaker_reaches(hub, &traffic, Breaker::Mongodb, BreakerState::Open, budget)
+        .await;
+    if let Err(last) = s.status_reaches(hub, Overall::Unhealthy, budget.deadline()).await {
+        let seen = last.map_or("no answer".to_string(), |d| d.summary());
+        s.finding(Finding::fail(format!(
+            "with MongoDB stopped the status is {seen}, not unhealthy"
+        )));
+    }
+    s.restore(mongodb).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.1-redis: cache Redis stopped -> status degraded, never unhealthy; authorization answers.
+async fn redis_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let hub = d.hub();
+    let window = s.budget_for("4.1-redis window", std::time::Duration::from_secs(20));
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let redis = hub.fault(Service::Redis, FaultKind::Stop).await?;
+    if let Err(last) = s.status_reaches(hub, Overall::Degraded, window.deadline()).await {
+        let seen = last.map_or("no answer".to_string(), |d| d.summary());
+        s.finding(Finding::fail(format!(
+            "with the cache Redis stopped the status is {seen}, not degraded"
+        )));
+    }
+    if let Err(broke) = s.authorization_answers(hub, &traffic, window.limit).await {
+        let finding = Finding::fail(format!("with only the cache Redis down, authorization broke: {broke}"));
+        s.finding(if broke.contains("5xx") {
+            finding.defect(Defect::R1)
+        } else {
+            finding
+        });
+    }
+    s.restore(redis).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn opa_breaker_opens_within_budget_when_opa_stops() {
+    run("4.1-opa", opa_stopped).await.must_pass();
+}
+
+#[tokio::test]
+async fn keycloak_breaker_opens_and_status_degrades_when_keycloak_stops() {
+    run("4.1-kc", keycloak_stopped).await.must_pass();
+}
+
+#[tokio::test]
+async fn mongodb_breaker_opens_and_status_is_unhealthy_when_mongodb_stops() {
+    run("4.1-mongo", mongodb_stopped).await.must_pass();
+}
+
+#[tokio::test]
+async fn redis_outage_degrades_but_authorization_still_answers() {
+    run("4.1-redis", redis_stopped).await.must_pass();
+}
+
+// ------------------------------------------------------------------ self-checks
+
+#[tokio::test]
+async fn self_check_keycloak_scenario_names_d1_and_d6_on_dive_v15a() {
+    run_on(
+        Deployment::reference(Profile::DiveV15a).await,
+        "4.1-kc",
+        keycloak_stopped,
+    )
+    .await
+    .must_fail_naming(&[Defect::D1, Defect::D6]);
+}
+
+#[tokio::test]
+async fn self_check_mongodb_scenario_names_d1_on_dive_v15a() {
+    run_on(
+        Deployment::reference(Profile::DiveV15a).await,
+        "4.1-mongo",
+        mongodb_stopped,
+    )
+    .await
+    .must_fail_naming(&[Defect::D1]);
+}
+
+#[tokio::test]
+async fn self_check_opa_scenario_names_an_unwired_opa_breaker() {
+    let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R3]).await;
+    run_on(deployment, "4.1-opa", opa_stopped)
+        .await
+        .must_fail_naming(&[Defect::R3]);
+}
+
+#[tokio::test]
+async fn self_check_redis_scenario_names_authorization_failing_with_the_cache() {
+    let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R1]).await;
+    run_on(deployment, "4.1-redis", redis_stopped)
+        .await
+        .must_fail_naming(&[Defect::R1]);
+}
