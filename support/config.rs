@@ -151,6 +151,7 @@ impl Config {
                 Some(other) => Err(bad(name, format!("`{other}` is not a flag; use 1 or 0"))),
             }
         };
+        let (allow_remote, insecure) = (flag("DIVE_ALLOW_REMOTE")?, flag("DIVE_TLS_INSECURE")?);
         let state_dir = get("DIVE_STATE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
@@ -191,11 +192,7 @@ impl Config {
                         ));
                     }
                 }
-                Target::Live(Box::new(live_config(
-                    &get,
-                    flag("DIVE_ALLOW_REMOTE")?,
-                    flag("DIVE_TLS_INSECURE")?,
-                )?))
+                Target::Live(Box::new(live_config(&get, allow_remote, insecure)?))
             }
             other => {
                 return Err(bad(
@@ -403,5 +400,154 @@ pub fn must_config() -> &'static Config {
     match config() {
         Ok(cfg) => cfg,
         Err(e) => panic!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn fails_on(pairs: &[(&str, &str)], var: &str, says: &str) {
+        let err = cfg(pairs).expect_err("bad configuration");
+        assert_eq!(err.var, var, "{err}");
+        let line = err.to_string();
+        assert!(line.contains(says), "{line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+    }
+
+    /// A DIVE checkout with `./dive` and a CA bundle, for the live cases.
+    fn fake_dive_root() -> (PathBuf, String) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-dive");
+        let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls/test-ca.pem");
+        (root, ca.display().to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_intended_reference_at_one_tenth() {
+        let c = cfg(&[]).expect("empty environment is valid");
+        assert_eq!(c.profile(), Some(Profile::Intended));
+        assert_eq!(c.time_scale, 0.1);
+    }
+
+    #[test]
+    fn unknown_target_and_profile_are_refused() {
+        fails_on(
+            &[("DIVE_TARGET", "staging")],
+            "DIVE_TARGET",
+            "use reference (the default) or live",
+        );
+        fails_on(
+            &[("DIVE_PROFILE", "v16")],
+            "DIVE_PROFILE",
+            "use intended, dive-v15a or dive-head",
+        );
+    }
+
+    #[test]
+    fn time_scale_must_be_in_range() {
+        for bad in ["0", "-1", "1.5", "fast"] {
+            fails_on(
+                &[("DIVE_TIME_SCALE", bad)],
+                "DIVE_TIME_SCALE",
+                "is not a number in (0, 1]",
+            );
+        }
+        assert_eq!(cfg(&[("DIVE_TIME_SCALE", "1")]).map(|c| c.time_scale), Ok(1.0));
+    }
+
+    #[test]
+    fn live_needs_a_dive_checkout() {
+        fails_on(&[("DIVE_TARGET", "live")], "DIVE_ROOT", "point it at the DIVE checkout");
+        fails_on(
+            &[("DIVE_TARGET", "live"), ("DIVE_ROOT", "/nonexistent")],
+            "DIVE_ROOT",
+            "has no ./dive",
+        );
+    }
+
+    #[test]
+    fn live_refuses_reference_only_variables() {
+        let (root, ca) = fake_dive_root();
+        let root = root.display().to_string();
+        let base = [
+            ("DIVE_TARGET", "live"),
+            ("DIVE_ROOT", root.as_str()),
+            ("DIVE_CA_CERT", ca.as_str()),
+        ];
+        fails_on(
+            &[&base[..], &[("DIVE_TIME_SCALE", "0.5")]].concat(),
+            "DIVE_TIME_SCALE",
+            "reference target only",
+        );
+    }
+
+    #[test]
+    fn urls_must_be_urls_and_loopback_unless_allowed() {
+        let (root, ca) = fake_dive_root();
+        let root = root.display().to_string();
+        let base = [
+            ("DIVE_TARGET", "live"),
+            ("DIVE_ROOT", root.as_str()),
+            ("DIVE_CA_CERT", ca.as_str()),
+        ];
+        let with = |extra: (&'static str, &'static str)| [&base[..], &[extra]].concat();
+        fails_on(
+            &with(("HUB_BACKEND_URL", "localhost:4000")),
+            "HUB_BACKEND_URL",
+            "not http(s)",
+        );
+        fails_on(
+            &with(("HUB_BACKEND_URL", "https//nohost")),
+            "HUB_BACKEND_URL",
+            "is not a URL",
+        );
+        fails_on(
+            &with(("HUB_KEYCLOAK_URL", "https://192.0.2.10:8443")),
+            "HUB_KEYCLOAK_URL",
+            "DIVE_ALLOW_REMOTE=1",
+        );
+        let allowed = [
+            &with(("HUB_KEYCLOAK_URL", "https://192.0.2.10:8443"))[..],
+            &[("DIVE_ALLOW_REMOTE", "1")],
+        ]
+        .concat();
+        assert!(cfg(&allowed).is_ok());
+        assert!(cfg(&base).is_ok(), "localhost defaults are loopback");
+    }
+
+    #[test]
+    fn ca_bundle_must_exist_and_hold_a_certificate() {
+        let (root, _) = fake_dive_root();
+        let root = root.display().to_string();
+        let base = [("DIVE_TARGET", "live"), ("DIVE_ROOT", root.as_str())];
+        let with = |ca: &'static str| [&base[..], &[("DIVE_CA_CERT", ca)]].concat();
+        fails_on(&with("/nonexistent/rootCA.pem"), "DIVE_CA_CERT", "cannot read");
+        let not_pem = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("Cargo.toml")
+            .display()
+            .to_string();
+        let leaked: &'static str = Box::leak(not_pem.into_boxed_str());
+        fails_on(&with(leaked), "DIVE_CA_CERT", "holds no PEM certificate");
+    }
+
+    #[test]
+    fn insecure_needs_no_ca_and_secrets_do_not_print() {
+        let (root, _) = fake_dive_root();
+        let root = root.display().to_string();
+        let c = cfg(&[
+            ("DIVE_TARGET", "live"),
+            ("DIVE_ROOT", root.as_str()),
+            ("DIVE_TLS_INSECURE", "1"),
+            ("DIVE_TEST_PASSWORD", "hunter2"),
+        ])
+        .expect("insecure is allowed when asked");
+        let Target::Live(live) = &c.target else { panic!("live") };
+        assert_eq!(live.trust, Trust::Insecure);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        fails_on(&[("DIVE_TLS_INSECURE", "yes")], "DIVE_TLS_INSECURE", "is not a flag");
     }
 }

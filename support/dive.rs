@@ -250,3 +250,98 @@ impl Dive {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn fake_root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-dive")
+    }
+
+    #[tokio::test]
+    async fn global_flags_come_before_the_command() {
+        let out = Dive::new(&fake_root(), &[])
+            .instance("TST")
+            .dry_run()
+            .args(["spoke", "down"])
+            .exec()
+            .must_succeed()
+            .await
+            .expect("the fake CLI runs");
+        assert!(out.stdout.contains("instance=tst"), "{out}");
+        assert!(out.stdout.contains("args=spoke down"), "{out}");
+        assert!(
+            out.argv.contains("dive --instance tst --dry-run spoke down"),
+            "{}",
+            out.argv
+        );
+    }
+
+    #[tokio::test]
+    async fn leaky_variables_are_removed_from_the_cli_environment() {
+        let exec = Dive::new(&fake_root(), &["HUB_LOADED".to_string()])
+            .args(["hub", "status"])
+            .exec();
+        // Variables a parent shell would have exported; the wrapper must strip them.
+        let exec = exec
+            .env("INSTANCE", "usa")
+            .env("COMPOSE_PROJECT_NAME", "dive-hub")
+            .env("HUB_LOADED", "1");
+        let out = exec.must_succeed().await.expect("hub status runs");
+        assert!(
+            out.stdout
+                .contains("INSTANCE=unset COMPOSE_PROJECT_NAME=unset HUB_LOADED=unset"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn exit_zero_without_effect_is_reported_not_trusted() {
+        let err = Dive::new(&fake_root(), &[])
+            .args(["hub", "exec", "docker", "stop", "hub-opa-1"])
+            .run_verified("dive-hub-opa stopped", async || {
+                Err("dive-hub-opa is running".to_string())
+            })
+            .await
+            .expect_err("unknown subcommands print help and exit 0");
+        assert!(err.contains("exited 0 but had no effect"), "{err}");
+        assert!(err.contains("dive-hub-opa is running") && err.contains("D10"), "{err}");
+        assert!(err.contains("Usage: ./dive"), "the help text is shown: {err}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_shows_the_exit_code_and_both_streams() {
+        let err = Dive::new(&fake_root(), &[])
+            .args(["fail", "now"])
+            .exec()
+            .must_succeed()
+            .await
+            .expect_err("exit 3");
+        assert!(err.contains("-> exit 3"), "{err}");
+        assert!(
+            err.contains("partial output") && err.contains("boom: compose failed"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_deadline_is_killed() {
+        let err = Dive::new(&fake_root(), &[])
+            .args(["hang", "forever"])
+            .deadline(Duration::from_millis(300))
+            .exec()
+            .run()
+            .await
+            .expect_err("the deadline ends it");
+        assert!(err.contains("did not finish within"), "{err}");
+    }
+
+    #[test]
+    fn argv_is_copy_pasteable() {
+        let exec = Exec::new("docker").args(["inspect", "-f", "{{.State.Status}}", "dive-hub-opa"]);
+        assert_eq!(exec.argv(), "docker inspect -f '{{.State.Status}}' dive-hub-opa");
+    }
+}

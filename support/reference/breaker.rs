@@ -173,6 +173,7 @@ mod tests {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Step {
+        #[serde(rename = "t_ms")]
         t_ms: u64,
         call: String,
         result: String,
