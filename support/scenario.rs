@@ -13,9 +13,9 @@ use crate::fault::{FaultGuard, Restored};
 use crate::finding::{Defect, Finding, Severity};
 use crate::journal::Journal;
 use crate::model::{Breaker, BreakerState, Detailed, Overall};
-use crate::poll::{eventually, holds_for, secs};
+use crate::poll::{Broke, Held, eventually, holds_for, secs};
 use crate::slo::{Budget, Requirement, requirement};
-use crate::traffic::Pump;
+use crate::traffic::{Pump, Traffic};
 
 /// Polling period of every scenario wait: fine enough for 250 ms resolution, and with one
 /// request and one health call per tick the harness stays under 20 requests/s.
@@ -46,6 +46,12 @@ impl Scenario {
             .budget
             .unwrap_or_else(|| panic!("{} has no budget in the plan", self.requirement.id));
         Budget::scaled(self.requirement.id, plan, self.time_scale)
+    }
+
+    /// Another requirement's budget, scaled (a recovery test first opens a breaker within 4.1's).
+    pub fn budget_of(&self, id: &'static str) -> Budget {
+        let r = requirement(id);
+        Budget::scaled(r.id, r.budget.unwrap_or_default(), self.time_scale)
     }
 
     /// A budget derived by the suite (stated in the README), scaled.
@@ -130,33 +136,19 @@ impl Scenario {
 
     /// Steady state after the restore: healthy and every breaker CLOSED. Breakers close only
     /// under traffic (D7), so the postcheck drives it, bounded by the slowest breaker's timeout.
-    pub async fn postcheck(&mut self, inst: &Instance, _traffic: &Pump) {
-        let deadline = Duration::from_secs(150).mul_f64(self.time_scale) + Duration::from_secs(15);
-        let settled = eventually(
-            &format!("{} back to steady state", inst.code),
-            TICK,
-            deadline,
-            || async {
-                let d = inst.detailed().await.map_err(|e| e.to_string())?;
-                let closed = d
-                    .circuit_breakers
-                    .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed));
-                if d.status == Overall::Healthy && closed {
-                    Ok(())
-                } else {
-                    Err(d.summary())
-                }
-            },
-        )
-        .await;
-        match settled {
-            Ok(m) => self.event(format!(
+    pub async fn postcheck(&mut self, inst: &Instance, traffic: &Pump) {
+        let started = Instant::now();
+        // The slowest breaker re-admits a call 60 s after its last failure; 90 s leaves room.
+        let deadline = Duration::from_secs(90).mul_f64(self.time_scale) + Duration::from_secs(3);
+        match self.steady(inst, deadline).await {
+            Ok(()) => self.event(format!(
                 "postcheck: {} healthy, every breaker CLOSED after {}",
                 inst.code,
-                secs(m.elapsed)
+                secs(started.elapsed())
             )),
             Err(t) => self.finding(Finding::fail(format!(
-                "the system did not return to steady state after the restore: {t}"
+                "the system did not return to steady state after the restore: {t} (traffic: {})",
+                traffic.tally_since(started)
             ))),
         }
     }
@@ -205,6 +197,146 @@ impl Scenario {
                 None
             }
         }
+    }
+
+    /// Recovery, request by request: sends one request per tick and reads `breaker` after each,
+    /// until it is in state `want`. The latency counts from `since` (the moment the dependency
+    /// answered its own probe); each state change is journaled with the request that caused it.
+    pub async fn drive_until(
+        &mut self,
+        inst: &Instance,
+        traffic: &mut Traffic,
+        breaker: Breaker,
+        want: BreakerState,
+        budget: Budget,
+        since: Instant,
+    ) -> Option<Duration> {
+        let what = format!("{} {breaker} breaker {want}", inst.code);
+        let mut moves: Vec<(Instant, String)> = Vec::new();
+        let mut last: Option<BreakerState> = None;
+        let mut since_half_open = 0usize;
+        let deadline = budget.deadline().saturating_sub(since.elapsed());
+        // DIVE closes a HALF_OPEN breaker after at most 3 successes: a breaker still HALF_OPEN
+        // after this many answered calls through it will not close, and waiting longer proves nothing.
+        const STUCK_AFTER: usize = 6;
+        let reached = eventually(&what, TICK, deadline, async || {
+            let sent = traffic.send().await;
+            let stats = inst.breaker(breaker).await?;
+            if last.is_some_and(|l| l != stats.state) {
+                let from = last.map_or(String::new(), |l| l.to_string());
+                moves.push((
+                    Instant::now(),
+                    format!(
+                        "request for {} ({sent}) moved {breaker} {from} -> {}",
+                        sent.resource, stats.state
+                    ),
+                ));
+            }
+            if stats.state == BreakerState::HalfOpen && sent.status.is_some() && !sent.fallback {
+                since_half_open += 1;
+            }
+            last = Some(stats.state);
+            match stats.state {
+                s if s == want => Ok(true),
+                BreakerState::HalfOpen if since_half_open >= STUCK_AFTER => Ok(false),
+                _ => Err(stats.to_string()),
+            }
+        })
+        .await;
+        for (at, text) in moves {
+            self.event(format!(
+                "+{} after the dependency answered: {text}",
+                secs(at.saturating_duration_since(since))
+            ));
+        }
+        match reached {
+            Ok(m) if m.value => {
+                let latency = since.elapsed();
+                self.measured(&format!("{what} (from the dependency answering)"), latency, budget);
+                Some(latency)
+            }
+            Ok(_) => {
+                self.finding(
+                    Finding::fail(format!(
+                        "{breaker} breaker stayed HALF_OPEN through {since_half_open} calls that succeeded through it (DIVE closes after at most 3): it never closes"
+                    ))
+                    .defect(Defect::R2),
+                );
+                None
+            }
+            Err(timeout) => {
+                self.finding(Finding::fail(format!("{what} not reached: {timeout}")));
+                None
+            }
+        }
+    }
+
+    /// Reads `breaker` for `window` without sending traffic; every reading must satisfy `keep`.
+    pub async fn breaker_holds(
+        &mut self,
+        inst: &Instance,
+        breaker: Breaker,
+        window: Duration,
+        keep: impl Fn(BreakerState) -> bool,
+    ) -> Result<Held, Broke> {
+        let what = format!("{} {breaker} breaker", inst.code);
+        holds_for(&what, TICK, window, async || {
+            let stats = inst.breaker(breaker).await?;
+            if keep(stats.state) {
+                Ok(stats.to_string())
+            } else {
+                Err(stats.to_string())
+            }
+        })
+        .await
+    }
+
+    /// Healthy with every breaker CLOSED, measured from `since` against `budget`, while `traffic`
+    /// keeps the calls that close breakers flowing.
+    pub async fn settles(
+        &mut self,
+        inst: &Instance,
+        traffic: &Pump,
+        budget: Budget,
+        since: Instant,
+    ) -> Option<Duration> {
+        let what = format!("{} healthy with every breaker CLOSED", inst.code);
+        match self
+            .steady(inst, budget.deadline().saturating_sub(since.elapsed()))
+            .await
+        {
+            Ok(()) => {
+                let latency = since.elapsed();
+                self.measured(&what, latency, budget);
+                Some(latency)
+            }
+            Err(t) => {
+                let tally = traffic.tally_since(since);
+                self.finding(Finding::fail(format!("{what} not reached: {t} (traffic: {tally})")));
+                None
+            }
+        }
+    }
+
+    async fn steady(&self, inst: &Instance, deadline: Duration) -> Result<(), crate::poll::TimedOut> {
+        eventually(
+            &format!("{} back to steady state", inst.code),
+            TICK,
+            deadline,
+            || async {
+                let d = inst.detailed().await.map_err(|e| e.to_string())?;
+                let closed = d
+                    .circuit_breakers
+                    .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed));
+                if d.status == Overall::Healthy && closed {
+                    Ok(())
+                } else {
+                    Err(d.summary())
+                }
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Waits until the overall status of `inst` is `want`; prints how long that took. On timeout
