@@ -95,6 +95,37 @@ pub struct LiveConfig {
     pub password: Secret,
     /// The program that stops and starts DIVE's containers (`docker` unless overridden).
     pub container_runtime: String,
+    /// Backend and Keycloak URLs of each spoke in `Config::spokes`.
+    pub spokes: Vec<SpokeUrls>,
+    /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
+    pub deploy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpokeUrls {
+    pub code: String,
+    pub backend: Url,
+    pub keycloak: Url,
+}
+
+/// Port offsets of the instance codes the suite knows (contract section 1).
+pub const PORT_OFFSETS: &[(&str, u16)] = &[
+    ("USA", 0),
+    ("EST", 8),
+    ("FRA", 10),
+    ("DEU", 11),
+    ("GBR", 31),
+    ("TST", 200),
+    ("DEV", 201),
+    ("QAA", 202),
+];
+
+/// The port offset of a known instance code.
+pub fn port_offset(code: &str) -> Option<u16> {
+    PORT_OFFSETS
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(code))
+        .map(|(_, o)| *o)
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +137,11 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Running in CI (`CI` set): nothing that should run may be skipped.
     pub ci: bool,
+    /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case.
+    pub spokes: Vec<String>,
+    /// The user whose token the revocation scenario revokes (`DIVE_REVOKE_USER`): dedicated to
+    /// it, because a revocation locks the user out until it expires.
+    pub revoke_user: String,
     /// Names this run's journal folder: nextest's run id, else start time and process id.
     pub run_id: String,
     /// The Docker daemon's socket (`DOCKER_HOST=unix://...`, else the standard path).
@@ -118,7 +154,7 @@ pub struct Config {
 /// One bad variable: which one, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub var: &'static str,
+    pub var: String,
     pub problem: String,
 }
 
@@ -130,9 +166,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+fn bad(var: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
-        var,
+        var: var.to_string(),
         problem: problem.into(),
     }
 }
@@ -156,6 +192,7 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
 
+        let spokes = spoke_codes(get("DIVE_SPOKES").unwrap_or("TST,FRA,DEU"))?;
         let target = match get("DIVE_TARGET").unwrap_or("reference") {
             "reference" => {
                 let profile = match get("DIVE_PROFILE").unwrap_or("intended") {
@@ -192,7 +229,7 @@ impl Config {
                         ));
                     }
                 }
-                Target::Live(Box::new(live_config(&get, allow_remote, insecure)?))
+                Target::Live(Box::new(live_config(&get, &spokes, allow_remote, insecure)?))
             }
             other => {
                 return Err(bad(
@@ -221,6 +258,8 @@ impl Config {
             time_scale,
             state_dir,
             ci: get("CI").is_some_and(|v| v != "0" && v != "false"),
+            spokes,
+            revoke_user: get("DIVE_REVOKE_USER").unwrap_or("testuser-usa-5").to_string(),
             run_id: get("NEXTEST_RUN_ID").map(str::to_string).unwrap_or_else(|| {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -248,8 +287,40 @@ impl Config {
     }
 }
 
+fn spoke_codes(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let codes: Vec<String> = raw
+        .split(',')
+        .map(|c| c.trim().to_uppercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let known = || {
+        PORT_OFFSETS
+            .iter()
+            .skip(1)
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if codes.is_empty() {
+        return Err(bad(
+            "DIVE_SPOKES",
+            format!("lists no spoke; name one or more of {}", known()),
+        ));
+    }
+    for code in &codes {
+        if code == "USA" || port_offset(code).is_none() {
+            return Err(bad(
+                "DIVE_SPOKES",
+                format!("unknown spoke code `{code}`; use codes among {}", known()),
+            ));
+        }
+    }
+    Ok(codes)
+}
+
 fn live_config<'a>(
     get: &dyn Fn(&str) -> Option<&'a str>,
+    spokes: &[String],
     allow_remote: bool,
     insecure: bool,
 ) -> Result<LiveConfig, ConfigError> {
@@ -281,6 +352,49 @@ fn live_config<'a>(
         user: get("DIVE_TEST_USER").unwrap_or("testuser-usa-1").to_string(),
         password: Secret::new(get("DIVE_TEST_PASSWORD").unwrap_or(DEFAULT_TEST_PASSWORD)),
         container_runtime: get("DIVE_CONTAINER_RUNTIME").unwrap_or("docker").to_string(),
+        spokes: spokes
+            .iter()
+            .map(|code| spoke_urls(get, code, allow_remote))
+            .collect::<Result<_, _>>()?,
+        deploy: match get("DIVE_LIVE_DEPLOY") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(bad(
+                    "DIVE_LIVE_DEPLOY",
+                    format!("`{other}` is not a flag; use 1 to allow a clean-slate deploy"),
+                ));
+            }
+        },
+    })
+}
+
+/// A spoke's URLs: the contract's port table, overridable with `DIVE_SPOKE_<CODE>_BACKEND_URL`
+/// and `DIVE_SPOKE_<CODE>_KEYCLOAK_URL`.
+fn spoke_urls<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+    code: &str,
+    allow_remote: bool,
+) -> Result<SpokeUrls, ConfigError> {
+    let offset = port_offset(code).unwrap_or_default();
+    let backend_var = format!("DIVE_SPOKE_{code}_BACKEND_URL");
+    let keycloak_var = format!("DIVE_SPOKE_{code}_KEYCLOAK_URL");
+    let backend = url_var(
+        get,
+        &backend_var,
+        &format!("https://localhost:{}", 4000 + offset),
+        allow_remote,
+    )?;
+    let keycloak = url_var(
+        get,
+        &keycloak_var,
+        &format!("https://localhost:{}", 8443 + offset),
+        allow_remote,
+    )?;
+    Ok(SpokeUrls {
+        code: code.to_string(),
+        backend,
+        keycloak,
     })
 }
 
@@ -288,7 +402,7 @@ fn live_config<'a>(
 /// user opted in with `DIVE_ALLOW_REMOTE=1`.
 pub fn url_var<'a>(
     get: &dyn Fn(&str) -> Option<&'a str>,
-    var: &'static str,
+    var: &str,
     default: &str,
     allow_remote: bool,
 ) -> Result<Url, ConfigError> {
@@ -532,6 +646,35 @@ mod tests {
             .to_string();
         let leaked: &'static str = Box::leak(not_pem.into_boxed_str());
         fails_on(&with(leaked), "DIVE_CA_CERT", "holds no PEM certificate");
+    }
+
+    #[test]
+    fn spokes_must_be_known_codes() {
+        fails_on(&[("DIVE_SPOKES", "TST,XYZ")], "DIVE_SPOKES", "unknown spoke code `XYZ`");
+        fails_on(&[("DIVE_SPOKES", "USA")], "DIVE_SPOKES", "unknown spoke code `USA`");
+        assert_eq!(
+            cfg(&[("DIVE_SPOKES", "fra, deu")]).map(|c| c.spokes),
+            Ok(vec!["FRA".to_string(), "DEU".to_string()])
+        );
+    }
+
+    #[test]
+    fn live_spoke_urls_follow_the_port_table() {
+        let (root, ca) = fake_dive_root();
+        let root = root.display().to_string();
+        let c = cfg(&[
+            ("DIVE_TARGET", "live"),
+            ("DIVE_ROOT", root.as_str()),
+            ("DIVE_CA_CERT", ca.as_str()),
+            ("DIVE_SPOKES", "DEU"),
+        ])
+        .expect("valid live configuration");
+        let Target::Live(live) = &c.target else { panic!("live") };
+        assert_eq!(
+            live.spokes[0].backend.as_str(),
+            "https://localhost:4011/",
+            "DEU is 4011, not the plan's 4008"
+        );
     }
 
     #[test]

@@ -9,11 +9,11 @@ use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, LiveConfig, Profile, Runtime, Secret, Target, Trust, must_config};
-use crate::dive::Exec;
+use crate::dive::{Dive, Exec};
 use crate::fault::{FaultGuard, FaultKind, FaultSpec, Ledger, Service};
 use crate::finding::{Defect, Finding};
 use crate::http::{Http, HttpError, join};
-use crate::model::{Breaker, BreakerStats, Detailed, TokenAnswer};
+use crate::model::{BlacklistCheck, Blacklisted, Breaker, BreakerStats, Detailed, FederationHealth, TokenAnswer};
 use crate::poll::{eventually, secs};
 use crate::reference::Reference;
 use crate::reference::behaviour::Behaviour;
@@ -32,6 +32,10 @@ pub struct LiveControl {
     runtime: String,
     trust: Trust,
     http: Http,
+    /// `./dive`, for faults on a whole spoke (`spoke down` / `spoke up`) and deploys.
+    dive: Dive,
+    /// The user allowed a clean-slate deploy (`DIVE_LIVE_DEPLOY=1`).
+    deploy: bool,
 }
 
 impl LiveControl {
@@ -70,6 +74,10 @@ impl Control {
     pub async fn apply(&self, spec: &FaultSpec) -> Result<(), String> {
         match self {
             Control::Reference(r) => r.apply(spec).await,
+            Control::Live(l) if spec.service == Service::Stack => {
+                let down = l.dive.clone().instance(&spec.instance).args(["spoke", "down"]);
+                down.exec().must_succeed().await.map(|_| ())
+            }
             Control::Live(l) => {
                 Exec::new(&l.runtime)
                     .args([spec.kind.verb(), &LiveControl::container(spec)])
@@ -83,9 +91,8 @@ impl Control {
     pub async fn restore(&self, spec: &FaultSpec) -> Result<(), String> {
         match self {
             Control::Reference(r) => r.restore(spec).await,
-            Control::Live(l) => {
+            Control::Live(_) => {
                 for argv in self.restore_argv(spec).unwrap_or_default() {
-                    let _ = l;
                     let (program, args) = argv.split_first().ok_or("empty restore command")?;
                     Exec::new(program).args(args.iter().cloned()).must_succeed().await?;
                 }
@@ -99,6 +106,10 @@ impl Control {
     pub fn restore_argv(&self, spec: &FaultSpec) -> Option<Vec<Vec<String>>> {
         match self {
             Control::Reference(_) => None,
+            Control::Live(l) if spec.service == Service::Stack => {
+                let up = l.dive.clone().instance(&spec.instance).args(["spoke", "up"]);
+                Some(vec![up.exec().argv_vec()])
+            }
             Control::Live(l) => {
                 let verb = if spec.kind == FaultKind::Pause {
                     "unpause"
@@ -132,6 +143,24 @@ impl Control {
                 } else {
                     Err(state)
                 }
+            }
+        }
+    }
+}
+
+impl Control {
+    /// Ends the lock-out a revocation leaves on `user` (contract section 7).
+    pub async fn clear_user_revocation(&self, user: &str) -> Result<(), String> {
+        match self {
+            Control::Reference(r) => r.clear_user_revocation(user).await,
+            Control::Live(l) => {
+                let key = format!("user-revoked:{user}");
+                let store = container_name("USA", Service::BlacklistRedis);
+                Exec::new(&l.runtime)
+                    .args(["exec", &store, "redis-cli", "DEL", &key])
+                    .must_succeed()
+                    .await
+                    .map(|_| ())
             }
         }
     }
@@ -226,6 +255,65 @@ impl Instance {
         Traffic::prepare(self.http.clone(), self.backend.clone(), token).await
     }
 
+    /// Whether `token` is accepted: `GET /api/resources` answers 200 (true) or 401 (false).
+    pub async fn accepts(&self, token: &str) -> Result<bool, String> {
+        self.access().accepts(token).await
+    }
+
+    /// A cheap, cloneable handle for checking tokens from concurrent tasks.
+    pub fn access(&self) -> Access {
+        Access {
+            code: self.code.clone(),
+            http: self.http.clone(),
+            url: join(&self.backend, "/api/resources"),
+        }
+    }
+
+    /// Revokes `token` here (`POST /api/auth/blacklist-token`, contract section 7).
+    pub async fn revoke(&self, token: &str) -> Result<Blacklisted, Finding> {
+        let url = join(&self.backend, "/api/auth/blacklist-token");
+        let answer = self
+            .http
+            .json::<Blacklisted>(self.http.request(Method::POST, &url).bearer_auth(token))
+            .await;
+        match answer {
+            Ok(a) if a.status.is_success() => Ok(a.body),
+            Ok(a) => Err(Finding::fail(format!("{url} answered {}", a.status))),
+            Err(e) => Err(Finding::fail(format!("revocation failed: {e}"))),
+        }
+    }
+
+    /// `POST /api/blacklist/check`: whether this instance's blacklist store lists `jti`.
+    pub async fn lists_revoked(&self, jti: &str) -> Result<bool, String> {
+        let url = join(&self.backend, "/api/blacklist/check");
+        let request = self
+            .http
+            .request(Method::POST, &url)
+            .json(&serde_json::json!({ "jti": jti }));
+        let answer = self
+            .http
+            .json::<BlacklistCheck>(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(answer.body.is_blacklisted)
+    }
+
+    /// `GET /api/federation/health` (the hub's view of its spokes).
+    pub async fn federation_health(&self) -> Result<FederationHealth, String> {
+        let url = join(&self.backend, "/api/federation/health");
+        Ok(self
+            .http
+            .get::<FederationHealth>(&url, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?
+            .body)
+    }
+
+    /// Ends the lock-out a revocation of `user` leaves behind.
+    pub async fn clear_user_revocation(&self, user: &str) -> Result<(), String> {
+        self.control.clear_user_revocation(user).await
+    }
+
     /// Applies one fault to one of this instance's services.
     pub async fn fault(&self, service: Service, kind: FaultKind) -> Result<FaultGuard, Finding> {
         let spec = FaultSpec {
@@ -236,6 +324,25 @@ impl Instance {
         FaultGuard::apply(self.control.clone(), spec, &self.ledger)
             .await
             .map_err(|e| Finding::fail(format!("could not apply the fault: {e}")))
+    }
+}
+
+/// Token checks against one instance, usable from a spawned task.
+#[derive(Clone)]
+pub struct Access {
+    pub code: String,
+    http: Http,
+    url: Url,
+}
+
+impl Access {
+    pub async fn accepts(&self, token: &str) -> Result<bool, String> {
+        let request = self.http.request(Method::GET, &self.url).bearer_auth(token);
+        match self.http.text(request).await.map_err(|e| e.to_string())? {
+            (status, _, _) if status.is_success() => Ok(true),
+            (status, _, _) if status == reqwest::StatusCode::UNAUTHORIZED => Ok(false),
+            (status, _, body) => Err(format!("{}: {status} {body}", self.code)),
+        }
     }
 }
 
@@ -264,8 +371,17 @@ async fn sweep_ledger(config: &Config) {
 }
 
 impl Deployment {
-    /// The deployment the configuration names.
+    /// The hub of the deployment the configuration names.
     pub async fn from_config() -> Result<Deployment, Finding> {
+        Deployment::configured(false).await
+    }
+
+    /// The hub and the configured spokes (`DIVE_SPOKES`) of the deployment the configuration names.
+    pub async fn federation() -> Result<Deployment, Finding> {
+        Deployment::configured(true).await
+    }
+
+    async fn configured(spokes: bool) -> Result<Deployment, Finding> {
         let config = must_config();
         match &config.target {
             Target::Reference(r) => {
@@ -276,46 +392,51 @@ impl Deployment {
                         Runtime::Local
                     }
                 });
-                Deployment::reference_with(Behaviour::of(r.profile, config.time_scale), runtime).await
+                Deployment::reference_with(Behaviour::of(r.profile, config.time_scale), runtime, spokes).await
             }
-            Target::Live(live) => Deployment::live(config, live).await,
+            Target::Live(live) => Deployment::live(config, live, spokes).await,
         }
     }
 
-    /// A reference deployment of `profile`, whatever the configured target (for self-checks).
+    /// A reference hub of `profile`, whatever the configured target (for self-checks).
     pub async fn reference(profile: Profile) -> Result<Deployment, Finding> {
-        Deployment::reference_behaving(Behaviour::of(profile, must_config().time_scale)).await
+        Deployment::reference_with_defects(profile, &[]).await
     }
 
-    /// A reference deployment of `profile` with reference-only defects added (for self-checks).
+    /// A reference hub of `profile` with reference-only defects added (for self-checks).
     pub async fn reference_with_defects(profile: Profile, defects: &[Defect]) -> Result<Deployment, Finding> {
-        let mut behaviour = Behaviour::of(profile, must_config().time_scale);
-        for d in defects {
-            behaviour = behaviour.with(*d);
-        }
-        Deployment::reference_behaving(behaviour).await
+        Deployment::reference_behaving(behaviour_with(profile, defects), false).await
     }
 
-    async fn reference_behaving(behaviour: Behaviour) -> Result<Deployment, Finding> {
-        let config = must_config();
-        let runtime = match &config.target {
+    /// A reference hub and the configured spokes, of `profile` plus reference-only defects.
+    pub async fn reference_federation(profile: Profile, defects: &[Defect]) -> Result<Deployment, Finding> {
+        Deployment::reference_behaving(behaviour_with(profile, defects), true).await
+    }
+
+    async fn reference_behaving(behaviour: Behaviour, spokes: bool) -> Result<Deployment, Finding> {
+        let runtime = match &must_config().target {
             Target::Reference(r) => r.runtime.unwrap_or(Runtime::Local),
             Target::Live(_) => Runtime::Local,
         };
-        Deployment::reference_with(behaviour, runtime).await
+        Deployment::reference_with(behaviour, runtime, spokes).await
     }
 
-    async fn reference_with(behaviour: Behaviour, runtime: Runtime) -> Result<Deployment, Finding> {
+    async fn reference_with(behaviour: Behaviour, runtime: Runtime, with_spokes: bool) -> Result<Deployment, Finding> {
         let config = must_config();
         sweep_ledger(config).await;
         let started = Instant::now();
         let profile = behaviour.profile.name();
         let defects = behaviour.defects();
+        let spokes: Vec<&str> = if with_spokes {
+            config.spokes.iter().map(String::as_str).collect()
+        } else {
+            Vec::new()
+        };
         let reference = Reference::start(
             behaviour,
             config.time_scale,
             runtime,
-            &[],
+            &spokes,
             config.state_dir.join("reference"),
         )
         .await
@@ -360,33 +481,30 @@ impl Deployment {
             control,
         };
         for inst in &deployment.instances {
-            eventually(
-                &format!("{} backend healthy", inst.code),
-                Duration::from_millis(50),
-                Duration::from_secs(30),
-                || async {
-                    match inst.detailed().await {
-                        Ok(d) if d.status == crate::model::Overall::Healthy => Ok(()),
-                        Ok(d) => Err(d.summary()),
-                        Err(e) => Err(e.to_string()),
-                    }
-                },
-            )
-            .await
-            .map_err(|t| Finding::precondition(format!("the reference deployment did not come up: {t}")))?;
+            let what = format!("{} backend healthy", inst.code);
+            let healthy = eventually(&what, Duration::from_millis(50), Duration::from_secs(30), || async {
+                match inst.detailed().await {
+                    Ok(d) if d.status == crate::model::Overall::Healthy => Ok(()),
+                    Ok(d) => Err(d.summary()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
+            healthy
+                .await
+                .map_err(|t| Finding::precondition(format!("the reference deployment did not come up: {t}")))?;
         }
         eprintln!("started {} in {}", deployment.target, secs(started.elapsed()));
         Ok(deployment)
     }
 
-    async fn live(config: &Config, live: &LiveConfig) -> Result<Deployment, Finding> {
+    async fn live(config: &Config, live: &LiveConfig, with_spokes: bool) -> Result<Deployment, Finding> {
         let lock = live_lock(config)?;
         sweep_ledger(config).await;
         let http = trust_client(&live.trust).map_err(Finding::precondition)?;
         let client_secret = match &live.client_secret {
             Some(s) => s.clone(),
             None => {
-                let out = Exec::new(&live.container_runtime)
+                let read = Exec::new(&live.container_runtime)
                     .args([
                         "exec",
                         &container_name("USA", Service::Backend),
@@ -394,42 +512,61 @@ impl Deployment {
                         "KEYCLOAK_CLIENT_SECRET",
                     ])
                     .must_succeed()
-                    .await
-                    .map_err(|e| {
-                        Finding::precondition(format!(
-                            "DIVE_KEYCLOAK_CLIENT_SECRET is not set and reading it from the hub backend failed: {e}"
-                        ))
-                    })?;
+                    .await;
+                let out = read.map_err(|e| {
+                    Finding::precondition(format!(
+                        "DIVE_KEYCLOAK_CLIENT_SECRET is not set and reading it from the hub backend failed: {e}"
+                    ))
+                })?;
                 Secret::new(out.stdout.trim())
             }
         };
-        let health_base = probe_health_base(&http, &live.hub_backend).await?;
         let control = Arc::new(Control::Live(LiveControl {
             runtime: live.container_runtime.clone(),
             trust: live.trust.clone(),
             http: http.clone(),
+            dive: Dive::new(&live.root, &config.dive_leaky_vars),
+            deploy: live.deploy,
         }));
-        let hub = Instance {
-            code: "USA".to_string(),
-            backend: live.hub_backend.clone(),
-            keycloak: live.hub_keycloak.clone(),
-            health_base,
-            credentials: Credentials {
-                realm: "dive-v3-broker-usa".to_string(),
-                client_id: "dive-v3-broker-usa".to_string(),
-                client_secret,
-                user: live.user.clone(),
-                password: live.password.clone(),
-            },
-            http,
-            control: control.clone(),
-            ledger: Ledger::new(&config.state_dir),
+        let ledger = Ledger::new(&config.state_dir);
+        // Tokens always come from the hub's realm: the suite tests what hub-issued tokens do on spokes.
+        let credentials = Credentials {
+            realm: "dive-v3-broker-usa".to_string(),
+            client_id: "dive-v3-broker-usa".to_string(),
+            client_secret,
+            user: live.user.clone(),
+            password: live.password.clone(),
         };
+        let mut sites = vec![("USA".to_string(), live.hub_backend.clone(), live.hub_keycloak.clone())];
+        if with_spokes {
+            sites.extend(
+                live.spokes
+                    .iter()
+                    .map(|s| (s.code.clone(), s.backend.clone(), s.keycloak.clone())),
+            );
+        }
+        let mut instances = Vec::new();
+        for (code, backend, keycloak) in sites {
+            instances.push(Instance {
+                health_base: probe_health_base(&http, &backend).await?,
+                code,
+                backend,
+                keycloak: if instances.is_empty() {
+                    keycloak
+                } else {
+                    live.hub_keycloak.clone()
+                },
+                credentials: credentials.clone(),
+                http: http.clone(),
+                control: control.clone(),
+                ledger: ledger.clone(),
+            });
+        }
         Ok(Deployment {
             target: format!("live DIVE at {}", live.hub_backend),
             time_scale: 1.0,
             defects: Vec::new(),
-            instances: vec![hub],
+            instances,
             _live_lock: Some(lock),
             control,
         })
@@ -439,6 +576,50 @@ impl Deployment {
         &self.instances[0]
     }
 
+    /// The instance with this code, as a precondition failure when there is none.
+    pub fn instance(&self, code: &str) -> Result<&Instance, Finding> {
+        self.instances
+            .iter()
+            .find(|i| i.code.eq_ignore_ascii_case(code))
+            .ok_or_else(|| {
+                Finding::precondition(format!("no instance {code} in this deployment; add it to DIVE_SPOKES"))
+            })
+    }
+
+    /// Live, with `DIVE_LIVE_DEPLOY=1`: deploys the hub, then each spoke, through `./dive`, and
+    /// says how long each took. `None` otherwise: the running deployment is checked as it is.
+    /// (Never `./dive nuke`: at v15a it prunes every Docker volume of the host.)
+    pub async fn deploy_through_cli(&self) -> Result<Option<Vec<(String, Duration)>>, Finding> {
+        let Control::Live(live) = &*self.control else {
+            return Ok(None);
+        };
+        if !live.deploy {
+            return Ok(None);
+        }
+        let mut steps = vec![("hub".to_string(), vec!["hub".to_string(), "deploy".to_string()])];
+        for spoke in self.spokes() {
+            steps.push((
+                spoke.code.clone(),
+                vec!["spoke".to_string(), "deploy".to_string(), spoke.code.to_lowercase()],
+            ));
+        }
+        let mut took = Vec::new();
+        for (name, args) in steps {
+            let started = Instant::now();
+            let deploy = live.dive.clone().args(args).deadline(Duration::from_secs(1800)).exec();
+            deploy
+                .must_succeed()
+                .await
+                .map_err(|e| Finding::fail(format!("deploying {name} failed: {e}")))?;
+            took.push((name, started.elapsed()));
+        }
+        Ok(Some(took))
+    }
+
+    pub fn spokes(&self) -> &[Instance] {
+        &self.instances[1..]
+    }
+
     pub fn instances(&self) -> &[Instance] {
         &self.instances
     }
@@ -446,6 +627,12 @@ impl Deployment {
     pub fn is_reference(&self) -> bool {
         matches!(*self.control, Control::Reference(_))
     }
+}
+
+fn behaviour_with(profile: Profile, defects: &[Defect]) -> Behaviour {
+    defects
+        .iter()
+        .fold(Behaviour::of(profile, must_config().time_scale), |b, d| b.with(*d))
 }
 
 /// Finds the health API by probing: `/api/health` (HEAD), then `/health` (v15a).

@@ -112,6 +112,24 @@ impl Exec {
         }
     }
 
+    /// The command as an argv vector, environment removals and directory included
+    /// (`env -u K -C DIR program args`), so it can be stored and run again later.
+    pub fn argv_vec(&self) -> Vec<String> {
+        let mut argv = Vec::new();
+        if !self.remove.is_empty() || self.cwd.is_some() {
+            argv.push("env".to_string());
+            for k in &self.remove {
+                argv.extend(["-u".to_string(), k.clone()]);
+            }
+            if let Some(dir) = &self.cwd {
+                argv.extend(["-C".to_string(), dir.display().to_string()]);
+            }
+        }
+        argv.push(self.program.clone());
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+
     /// Runs to completion or until the deadline (then the child is killed). `Err` when it could
     /// not be started or ran out of time; a non-zero exit is an `Ok` the caller judges.
     pub async fn run(self) -> Result<Output, String> {

@@ -27,6 +27,8 @@ pub enum Service {
     Redis,
     /// The shared token blacklist (hub's `redis-blacklist`).
     BlacklistRedis,
+    /// The whole instance (`./dive --instance <code> spoke down`).
+    Stack,
 }
 
 impl Service {
@@ -40,13 +42,18 @@ impl Service {
             Service::Kas => "kas",
             Service::Redis => "redis",
             Service::BlacklistRedis => "redis-blacklist",
+            // The stack is judged by its backend.
+            Service::Stack => "backend",
         }
     }
 }
 
 impl fmt::Display for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.container_suffix())
+        match self {
+            Service::Stack => f.write_str("whole stack"),
+            other => f.write_str(other.container_suffix()),
+        }
     }
 }
 

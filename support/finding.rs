@@ -25,6 +25,14 @@ pub enum Defect {
     R2,
     /// OPA decisions bypass the opa breaker.
     R3,
+    /// One spoke keeps its own blacklist store.
+    R4,
+    /// The hub never marks a silent spoke unhealthy.
+    R5,
+    /// Backends do not cache JWKS.
+    R6,
+    /// A spoke does not trust the hub's token issuer.
+    R7,
 }
 
 impl Defect {
@@ -43,6 +51,10 @@ impl Defect {
             Defect::R1 => "reference defect: cache Redis outage fails authorization",
             Defect::R2 => "reference defect: breaker never leaves HALF_OPEN",
             Defect::R3 => "reference defect: OPA decisions bypass the opa breaker",
+            Defect::R4 => "reference defect: a spoke keeps its own blacklist store",
+            Defect::R5 => "reference defect: the hub never marks a silent spoke unhealthy",
+            Defect::R6 => "reference defect: backends do not cache JWKS",
+            Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
         }
     }
 }

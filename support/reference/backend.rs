@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -49,6 +49,10 @@ pub struct BackendConfig {
     pub issuers: Vec<(String, Url)>,
     /// Client for outgoing calls, trusting the deployment's CA.
     pub client: reqwest::Client,
+    /// Spokes: the hub backend they heartbeat to.
+    pub hub: Option<Url>,
+    /// Hub: the spokes registered with it.
+    pub registered_spokes: Vec<String>,
 }
 
 struct Backend {
@@ -64,6 +68,8 @@ struct Backend {
     db_errors: Mutex<HashMap<&'static str, u64>>,
     jwks: Mutex<HashMap<String, (JwkSet, Instant)>>,
     decisions: Mutex<HashMap<(String, String), CachedDecision>>,
+    /// Hub: last heartbeat of each registered spoke.
+    heartbeats: Mutex<HashMap<String, Instant>>,
 }
 
 /// A cached OPA decision: allow, reason, when it was made.
@@ -100,6 +106,12 @@ pub fn router(cfg: BackendConfig) -> Router {
         })
         .collect();
     let base = cfg.behaviour.health_base;
+    // The hub counts its registered spokes as heard from when it starts.
+    let heartbeats = cfg
+        .registered_spokes
+        .iter()
+        .map(|c| (c.clone(), Instant::now()))
+        .collect();
     let backend = Arc::new(Backend {
         client: cfg.client.clone(),
         cfg,
@@ -111,8 +123,10 @@ pub fn router(cfg: BackendConfig) -> Router {
         db_errors: Mutex::new(HashMap::new()),
         jwks: Mutex::new(HashMap::new()),
         decisions: Mutex::new(HashMap::new()),
+        heartbeats: Mutex::new(heartbeats),
     });
     tokio::spawn(poll_breaker_gauges(Arc::downgrade(&backend)));
+    tokio::spawn(send_heartbeats(Arc::downgrade(&backend)));
     Router::new()
         .route(base, get(health_basic))
         .route(&format!("{base}/detailed"), get(health_detailed))
@@ -124,6 +138,10 @@ pub fn router(cfg: BackendConfig) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/resources", get(list_resources))
         .route("/api/resources/{id}", get(get_resource))
+        .route("/api/auth/blacklist-token", post(blacklist_token))
+        .route("/api/blacklist/check", post(blacklist_check))
+        .route("/api/federation/heartbeat", post(heartbeat))
+        .route("/api/federation/health", get(federation_health))
         .with_state(backend)
 }
 
@@ -151,6 +169,34 @@ async fn poll_breaker_gauges(backend: Weak<Backend>) {
         if let Ok(mut polled) = b.polled.lock() {
             *polled = snapshot;
         }
+    }
+}
+
+/// A spoke heartbeats its hub every 30 s, as DIVE's spokes do.
+async fn send_heartbeats(backend: Weak<Backend>) {
+    let (period, hub) = match backend.upgrade() {
+        Some(b) => match &b.cfg.hub {
+            Some(hub) => (
+                Duration::from_secs(30).mul_f64(b.cfg.time_scale),
+                join(hub, "/api/federation/heartbeat"),
+            ),
+            None => return,
+        },
+        None => return,
+    };
+    let mut every = tokio::time::interval(period);
+    loop {
+        every.tick().await;
+        let Some(b) = backend.upgrade() else { return };
+        let beat = json!({ "instanceCode": b.cfg.code });
+        // A missed heartbeat is what the hub's federation health is for: nothing to do here.
+        let _ = b
+            .client
+            .post(hub.clone())
+            .json(&beat)
+            .timeout(b.timeout(5000))
+            .send()
+            .await;
     }
 }
 
@@ -347,7 +393,11 @@ impl Backend {
 
     async fn jwks(&self, issuer: &str, url: &Url) -> Result<JwkSet, String> {
         // DIVE caches JWKS for an hour: existing tokens keep validating while Keycloak is down.
-        let ttl = Duration::from_secs(3600).mul_f64(self.cfg.time_scale);
+        let ttl = if self.cfg.behaviour.jwks_uncached {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600).mul_f64(self.cfg.time_scale)
+        };
         if let Some((set, at)) = self.jwks.lock().ok().and_then(|j| j.get(issuer).cloned())
             && at.elapsed() < ttl
         {
@@ -638,6 +688,101 @@ where
 }
 
 // ---------------------------------------------------------------- handlers
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": "Bad Request", "message": message })),
+    )
+        .into_response()
+}
+
+/// `POST /api/auth/blacklist-token`: the bearer token is only decoded, then both keys are written.
+async fn blacklist_token(State(b): State<Arc<Backend>>, headers: HeaderMap) -> Response {
+    let Some(token) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return bad_request("Missing token");
+    };
+    // DIVE only decodes the token here; it does not verify it.
+    let Ok(data) = jsonwebtoken::dangerous::insecure_decode::<Claims>(token) else {
+        return bad_request("Invalid token");
+    };
+    let claims = data.claims;
+    let ttl = claims.exp.saturating_sub(unix_now()).max(60);
+    let value = json!({ "jti": claims.jti, "uniqueID": claims.unique_id, "revokedAt": unix_now() }).to_string();
+    let keys = (
+        format!("blacklist:{}", claims.jti),
+        format!("user-revoked:{}", claims.unique_id),
+    );
+    let written = redis_op(&b.cfg.blacklist_redis, b.timeout(5000), |mut c| async move {
+        redis::pipe()
+            .set_ex(&keys.0, &value, ttl)
+            .set_ex(&keys.1, &value, ttl)
+            .query_async::<()>(&mut c)
+            .await
+    })
+    .await;
+    match written {
+        Ok(()) => {
+            Json(json!({ "message": "Token blacklisted", "jti": claims.jti, "uniqueID": claims.unique_id, "ttl": ttl }))
+                .into_response()
+        }
+        Err(e) => server_error(format!("blacklist store: {e}")),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CheckRequest {
+    jti: String,
+}
+
+/// `POST /api/blacklist/check`: no authentication.
+async fn blacklist_check(State(b): State<Arc<Backend>>, Json(q): Json<CheckRequest>) -> Response {
+    let key = format!("blacklist:{}", q.jti);
+    let found = redis_op(&b.cfg.blacklist_redis, b.timeout(5000), |mut c| async move {
+        redis::cmd("EXISTS").arg(&key).query_async::<bool>(&mut c).await
+    })
+    .await;
+    // v15a's check fails closed when the store is down; HEAD's fails open.
+    let listed = found.unwrap_or(!b.cfg.behaviour.revocation_enforced);
+    Json(json!({ "jti": q.jti, "isBlacklisted": listed })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Heartbeat {
+    instance_code: String,
+}
+
+async fn heartbeat(State(b): State<Arc<Backend>>, Json(h): Json<Heartbeat>) -> Response {
+    if let Ok(mut beats) = b.heartbeats.lock() {
+        beats.insert(h.instance_code.to_uppercase(), Instant::now());
+    }
+    Json(json!({ "success": true })).into_response()
+}
+
+/// `GET /api/federation/health`: a spoke is unhealthy after 90 s without a heartbeat.
+async fn federation_health(State(b): State<Arc<Backend>>) -> Response {
+    let silence = Duration::from_secs(90).mul_f64(b.cfg.time_scale);
+    let beats = b.heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
+    let mut unhealthy: Vec<_> = beats
+        .iter()
+        .filter(|(_, at)| !b.cfg.behaviour.heartbeats_ignored && at.elapsed() > silence)
+        .map(|(code, at)| {
+            json!({
+                "spokeId": format!("spoke-{}", code.to_lowercase()),
+                "instanceCode": code,
+                "lastHeartbeat": format!("{:.1} s ago", at.elapsed().as_secs_f64()),
+            })
+        })
+        .collect();
+    unhealthy.sort_by_key(|v| v["instanceCode"].as_str().map(str::to_string));
+    Json(json!({ "healthy": unhealthy.is_empty(), "unhealthySpokes": unhealthy, "totalSpokes": beats.len() }))
+        .into_response()
+}
 
 async fn health_basic(State(b): State<Arc<Backend>>) -> Response {
     let (code, d) = b.detailed().await;

@@ -34,6 +34,14 @@ pub struct Behaviour {
     pub cache_outage_fails_authorization: bool,
     /// R3: OPA decisions bypass the opa breaker.
     pub opa_breaker_bypassed: bool,
+    /// R4: this spoke keeps its own blacklist store instead of the hub's shared one.
+    pub private_blacklist: Option<&'static str>,
+    /// R5: the hub's federation health never marks a silent spoke unhealthy.
+    pub heartbeats_ignored: bool,
+    /// R6: backends fetch JWKS on every verification (no cache), so tokens fail with Keycloak down.
+    pub jwks_uncached: bool,
+    /// R7: this spoke does not accept tokens of the hub's issuer.
+    pub hub_issuer_untrusted_on: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +50,12 @@ pub struct UpWithin {
     pub opa: Duration,
     pub kas: Duration,
 }
+
+/// The spoke that keeps a private blacklist under reference defect R4.
+pub const PRIVATE_BLACKLIST_SPOKE: &str = "FRA";
+
+/// The spoke that does not trust the hub's issuer under reference defect R7.
+pub const UNTRUSTING_SPOKE: &str = "DEU";
 
 impl Behaviour {
     /// The profile as DIVE has it, at `time_scale`.
@@ -81,6 +95,10 @@ impl Behaviour {
             breaker_quirk: Quirk::None,
             cache_outage_fails_authorization: false,
             opa_breaker_bypassed: false,
+            private_blacklist: None,
+            heartbeats_ignored: false,
+            jwks_uncached: false,
+            hub_issuer_untrusted_on: None,
         }
     }
 
@@ -90,6 +108,10 @@ impl Behaviour {
             Defect::R1 => self.cache_outage_fails_authorization = true,
             Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
             Defect::R3 => self.opa_breaker_bypassed = true,
+            Defect::R4 => self.private_blacklist = Some(PRIVATE_BLACKLIST_SPOKE),
+            Defect::R5 => self.heartbeats_ignored = true,
+            Defect::R6 => self.jwks_uncached = true,
+            Defect::R7 => self.hub_issuer_untrusted_on = Some(UNTRUSTING_SPOKE),
             other => panic!("{other} is a defect of DIVE itself: pick the profile that ships it"),
         }
         self
@@ -121,6 +143,18 @@ impl Behaviour {
         }
         if self.opa_breaker_bypassed {
             out.push(Defect::R3);
+        }
+        if self.private_blacklist.is_some() {
+            out.push(Defect::R4);
+        }
+        if self.heartbeats_ignored {
+            out.push(Defect::R5);
+        }
+        if self.jwks_uncached {
+            out.push(Defect::R6);
+        }
+        if self.hub_issuer_untrusted_on.is_some() {
+            out.push(Defect::R7);
         }
         out
     }

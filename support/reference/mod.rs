@@ -37,6 +37,8 @@ pub struct RefInstance {
     pub kas: Arc<ControlledServer>,
     pub cache: Arc<Redis>,
     pub realm: Arc<KeycloakRealm>,
+    /// Only under reference defect R4: this instance's own blacklist store.
+    pub own_blacklist: Option<Arc<Redis>>,
 }
 
 impl RefInstance {
@@ -127,10 +129,14 @@ impl Reference {
             client,
             spawner,
         };
-        reference.add_instance("USA", &[]).await?;
+        let registered: Vec<String> = spokes.iter().map(|c| c.to_uppercase()).collect();
+        reference.add_instance("USA", &[], None, &registered).await?;
         let hub_issuer = reference.hub_issuer();
+        let hub_backend = reference.instances[0].backend_url();
         for code in spokes {
-            reference.add_instance(code, std::slice::from_ref(&hub_issuer)).await?;
+            reference
+                .add_instance(code, std::slice::from_ref(&hub_issuer), Some(hub_backend.clone()), &[])
+                .await?;
         }
         Ok(reference)
     }
@@ -148,7 +154,13 @@ impl Reference {
         (issuer.clone(), url(&format!("{issuer}/protocol/openid-connect/certs")))
     }
 
-    async fn add_instance(&mut self, code: &str, also_trusted: &[(String, Url)]) -> Result<(), String> {
+    async fn add_instance(
+        &mut self,
+        code: &str,
+        also_trusted: &[(String, Url)],
+        hub: Option<Url>,
+        registered_spokes: &[String],
+    ) -> Result<(), String> {
         let rt = self.handle()?;
         let realm = Arc::new(KeycloakRealm::for_instance(code, TEST_PASSWORD));
         let serve = |name: &str, tls: bool, make: server::MakeRouter| {
@@ -171,8 +183,28 @@ impl Reference {
         let cache_name = format!("cache-{}", code.to_lowercase());
         let cache = Arc::new(start_redis(self.runtime_kind, &rt, &self.dir, &cache_name, false, &self.spawner).await?);
 
+        // Every instance shares the hub's blacklist, except the spoke reference defect R4 cuts off.
+        let own_blacklist = if self
+            .behaviour
+            .private_blacklist
+            .is_some_and(|c| c.eq_ignore_ascii_case(code))
+        {
+            let name = format!("blacklist-{}", code.to_lowercase());
+            Some(Arc::new(
+                start_redis(self.runtime_kind, &rt, &self.dir, &name, true, &self.spawner).await?,
+            ))
+        } else {
+            None
+        };
+        let blacklist_redis = own_blacklist.as_ref().map_or_else(|| self.blacklist.url(), |r| r.url());
         let mut issuers = vec![(issuer.clone(), url(&format!("{issuer}/protocol/openid-connect/certs")))];
-        issuers.extend(also_trusted.iter().cloned());
+        if !self
+            .behaviour
+            .hub_issuer_untrusted_on
+            .is_some_and(|c| c.eq_ignore_ascii_case(code))
+        {
+            issuers.extend(also_trusted.iter().cloned());
+        }
         let cfg = backend::BackendConfig {
             code: code.to_string(),
             behaviour: self.behaviour.clone(),
@@ -182,12 +214,14 @@ impl Reference {
             mongodb: http_url(&mongodb),
             kas: http_url(&kas),
             cache_redis: cache.url(),
-            blacklist_redis: self.blacklist.url(),
+            blacklist_redis,
             realm: realm.realm.clone(),
             client_id: realm.client_id.clone(),
             client_secret: realm.client_secret.clone(),
             issuers,
             client: self.client.clone(),
+            hub,
+            registered_spokes: registered_spokes.to_vec(),
         };
         let backend = serve("backend", true, Arc::new(move || backend::router(cfg.clone())))?;
         self.instances.push(RefInstance {
@@ -199,6 +233,7 @@ impl Reference {
             kas,
             cache,
             realm,
+            own_blacklist,
         });
         Ok(())
     }
@@ -213,7 +248,7 @@ impl Reference {
     fn server(&self, spec: &FaultSpec) -> Result<Option<Arc<ControlledServer>>, String> {
         let inst = self.instance(&spec.instance)?;
         Ok(match spec.service {
-            Service::Backend => Some(inst.backend.clone()),
+            Service::Backend | Service::Stack => Some(inst.backend.clone()),
             Service::Opa => Some(inst.opa.clone()),
             Service::Keycloak => Some(inst.keycloak.clone()),
             Service::Mongodb => Some(inst.mongodb.clone()),
@@ -229,7 +264,31 @@ impl Reference {
         }
     }
 
+    /// The parts of a whole instance, for `Service::Stack`: every service but the shared blacklist.
+    fn stack(spec: &FaultSpec) -> Vec<FaultSpec> {
+        [
+            Service::Backend,
+            Service::Opa,
+            Service::Keycloak,
+            Service::Mongodb,
+            Service::Kas,
+            Service::Redis,
+        ]
+        .into_iter()
+        .map(|service| FaultSpec {
+            service,
+            ..spec.clone()
+        })
+        .collect()
+    }
+
     pub async fn apply(&self, spec: &FaultSpec) -> Result<(), String> {
+        if spec.service == Service::Stack {
+            for part in Reference::stack(spec) {
+                Box::pin(self.apply(&part)).await?;
+            }
+            return Ok(());
+        }
         if let Some(server) = self.server(spec)? {
             match spec.kind {
                 FaultKind::Stop => server.stop(true),
@@ -247,6 +306,12 @@ impl Reference {
     }
 
     pub async fn restore(&self, spec: &FaultSpec) -> Result<(), String> {
+        if spec.service == Service::Stack {
+            for part in Reference::stack(spec).into_iter().rev() {
+                Box::pin(self.restore(&part)).await?;
+            }
+            return Ok(());
+        }
         if let Some(server) = self.server(spec)? {
             return match spec.kind {
                 FaultKind::Pause => {
@@ -273,13 +338,22 @@ impl Reference {
             .map_err(|e| e.to_string())?
     }
 
-    /// Whether the service answers its own probe (a paused one does not, within a second).
+    /// Whether the service answers its own probe (a paused one does not, within a second). A
+    /// stack answers when every part of it does.
     pub async fn answers(&self, http: &Http, spec: &FaultSpec) -> Result<(), String> {
+        if spec.service == Service::Stack {
+            for part in Reference::stack(spec) {
+                Box::pin(self.answers(http, &part)).await?;
+            }
+            return Ok(());
+        }
         const PATIENCE: Duration = Duration::from_secs(1);
         let inst = self.instance(&spec.instance)?;
         if let Some(server) = self.server(spec)? {
             let probe = match spec.service {
-                Service::Backend => join(&inst.backend_url(), &format!("{}/live", self.behaviour.health_base)),
+                Service::Backend | Service::Stack => {
+                    join(&inst.backend_url(), &format!("{}/live", self.behaviour.health_base))
+                }
                 Service::Keycloak => join(&inst.keycloak_url(), "/realms/master"),
                 Service::Mongodb => join(&http_url(&server), "/ping"),
                 _ => join(&http_url(&server), "/health"),
@@ -323,11 +397,39 @@ async fn start_redis(
     spawner: &Arc<Spawner>,
 ) -> Result<Redis, String> {
     match kind {
-        Runtime::Local => Ok(Redis::Local(LocalRedis::start(dir.join(name), aof, spawner.clone())?)),
+        Runtime::Local => Ok(Redis::Local(
+            LocalRedis::start(dir.join(name), aof, spawner.clone()).await?,
+        )),
         Runtime::Docker => {
             let redis = rt.spawn(DockerRedis::start(aof)).await.map_err(|e| e.to_string())??;
             Ok(Redis::Docker(Box::new(redis)))
         }
+    }
+}
+
+impl Reference {
+    /// Deletes `user-revoked:<user>` from every blacklist store, ending the user's lock-out.
+    pub async fn clear_user_revocation(&self, user: &str) -> Result<(), String> {
+        let mut stores = vec![self.blacklist.url()];
+        stores.extend(
+            self.instances
+                .iter()
+                .filter_map(|i| i.own_blacklist.as_ref())
+                .map(|r| r.url()),
+        );
+        for url in stores {
+            let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            ::redis::cmd("DEL")
+                .arg(format!("user-revoked:{user}"))
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 

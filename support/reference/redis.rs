@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -121,18 +122,65 @@ pub struct LocalRedis {
 }
 
 impl LocalRedis {
-    pub fn start(dir: PathBuf, aof: bool, spawner: std::sync::Arc<Spawner>) -> Result<LocalRedis, String> {
+    /// Starts Redis on a free port and waits until it answers. A port picked free can be taken
+    /// by another test before Redis binds it; then Redis exits and another port is tried.
+    pub async fn start(dir: PathBuf, aof: bool, spawner: std::sync::Arc<Spawner>) -> Result<LocalRedis, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let port = free_port().map_err(|e| format!("free port: {e}"))?;
-        let redis = LocalRedis {
-            port,
-            dir,
-            aof,
-            child: Mutex::new(None),
-            spawner,
-        };
-        redis.launch()?;
-        Ok(redis)
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port().map_err(|e| format!("free port: {e}"))?;
+            let redis = LocalRedis {
+                port,
+                dir: dir.clone(),
+                aof,
+                child: Mutex::new(None),
+                spawner: spawner.clone(),
+            };
+            redis.launch()?;
+            match redis.until_ready().await {
+                Ok(()) => return Ok(redis),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("redis-server did not start: {last}"))
+    }
+
+    async fn until_ready(&self) -> Result<(), String> {
+        let url = format!("redis://127.0.0.1:{}", self.port);
+        let ready = crate::poll::eventually(
+            "redis-server answering PING",
+            Duration::from_millis(20),
+            Duration::from_secs(10),
+            async || {
+                if self.exited() {
+                    return Ok(false);
+                }
+                let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+                let mut conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ::redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(true)
+            },
+        )
+        .await
+        .map_err(|t| t.to_string())?;
+        if ready.value {
+            Ok(())
+        } else {
+            Err(format!("redis-server exited (port {} taken?)", self.port))
+        }
+    }
+
+    fn exited(&self) -> bool {
+        self.child
+            .lock()
+            .map(|mut c| c.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None))))
+            .unwrap_or(true)
     }
 
     fn launch(&self) -> Result<(), String> {

@@ -1,0 +1,304 @@
+//! Phase 5.1 of the plan: multi-spoke resilience. A hub and its spokes (TST, FRA, DEU unless
+//! `DIVE_SPOKES` says otherwise): every instance healthy, a revocation on the hub enforced on every
+//! spoke within 5 s and surviving a restart of the blacklist store, one spoke's outage leaving the
+//! others untouched, and federation surviving an outage of the hub's Keycloak.
+
+use std::time::{Duration, Instant};
+
+use dive_resilience::config::must_config;
+use dive_resilience::poll::secs;
+use dive_resilience::prelude::*;
+
+/// 5.1-deploy: hub and every spoke up and healthy; the hub hears every spoke; hub tokens work on
+/// every spoke.
+async fn federation_is_up(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    if let Some(steps) = d.deploy_through_cli().await? {
+        for (name, took) in steps {
+            s.observed(&format!("./dive deploy of {name}"), took);
+        }
+    }
+    for inst in d.instances() {
+        s.preflight(inst).await?;
+    }
+    let federation = d.hub().federation_health().await.map_err(Finding::fail)?;
+    if !federation.healthy {
+        s.finding(Finding::fail(format!(
+            "the hub lists unhealthy spokes: {:?}",
+            federation.unhealthy_spokes
+        )));
+    }
+    let token = d.hub().token_for(&d.hub().credentials.user).await?;
+    for spoke in d.spokes() {
+        match spoke.accepts(&token).await {
+            Ok(true) => s.event(format!("{} accepts a hub token", spoke.code)),
+            seen => s.finding(
+                Finding::fail(format!(
+                    "{} refuses a token issued by the hub ({seen:?}): federation is broken",
+                    spoke.code
+                ))
+                .defect(Defect::R7),
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// 5.1-revoke: a token revoked on the hub is refused on every instance within 5 s, and stays
+/// refused after the blacklist store restarts. The revoked user is dedicated to this scenario
+/// and its lock-out is lifted afterwards.
+async fn revocation_reaches_every_spoke(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let user = must_config().revoke_user.clone();
+    let result = revoke_and_check(d, s, &user).await;
+    if let Err(e) = d.hub().clear_user_revocation(&user).await {
+        s.finding(Finding::fail(format!(
+            "could not lift the revocation of {user}: {e}; it expires with the token"
+        )));
+    }
+    result
+}
+
+async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str) -> Result<(), Finding> {
+    let (hub, budget) = (d.hub(), s.budget());
+    let everyone: Vec<&Instance> = d.instances().iter().collect();
+    for inst in &everyone {
+        s.preflight(inst).await?;
+    }
+    let token = hub.token_for(user).await?;
+    for inst in &everyone {
+        if inst.accepts(&token).await != Ok(true) {
+            return Err(Finding::precondition(format!(
+                "{} does not accept a fresh token of {user}",
+                inst.code
+            )));
+        }
+    }
+    let revoked = hub.revoke(&token).await?;
+    s.event(format!(
+        "revoked token {} of {} on the hub",
+        revoked.jti, revoked.unique_id
+    ));
+    let hub_enforces = s.rejected_everywhere(&everyone, &token, budget).await;
+    for (code, result) in &hub_enforces {
+        let Err(seen) = result else { continue };
+        let inst = d.instance(code)?;
+        let listed = inst.lists_revoked(&revoked.jti).await.unwrap_or(false);
+        let hub_refuses = hub_enforces.iter().any(|(c, r)| c == "USA" && r.is_ok());
+        s.finding(if !hub_refuses {
+            Finding::fail(format!("{code} kept accepting the revoked token: revocation is not enforced on requests ({seen})"))
+                .defect(Defect::D5)
+        } else if !listed {
+            Finding::fail(format!("{code} kept accepting the revoked token and its blacklist store does not hold it: {code} does not share the hub's store ({seen})"))
+                .defect(Defect::R4)
+        } else {
+            Finding::fail(format!("{code} kept accepting the revoked token although its store lists it ({seen})"))
+        });
+    }
+    let enforcing: Vec<&Instance> = everyone
+        .iter()
+        .copied()
+        .filter(|i| hub_enforces.iter().any(|(c, r)| *c == i.code && r.is_ok()))
+        .collect();
+    let store = hub.fault(Service::BlacklistRedis, FaultKind::Stop).await?;
+    s.restore(store).await?;
+    for (code, result) in s.rejected_everywhere(&enforcing, &token, budget).await {
+        if let Err(seen) = result {
+            s.finding(Finding::fail(format!(
+                "after the blacklist store restarted, {code} accepts the revoked token again: {seen}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// 5.1-isolate: the whole TST spoke goes down; the hub, FRA and DEU keep their health and keep
+/// answering; the hub lists TST unhealthy after its heartbeat window and drops it after recovery.
+async fn one_spoke_down_others_unaffected(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let tst = d.instance("TST")?;
+    let others: Vec<&Instance> = d.instances().iter().filter(|i| i.code != "TST").collect();
+    // On paper: 90 s without a heartbeat, heartbeats every 30 s.
+    let (listed_within, dropped_within) = (
+        s.budget_for("TST listed", Duration::from_secs(120)),
+        s.budget_for("TST dropped", Duration::from_secs(60)),
+    );
+    for inst in d.instances() {
+        s.preflight(inst).await?;
+    }
+    let mut pumps = Vec::new();
+    for inst in &others {
+        pumps.push(inst.traffic().await?.pump(TICK));
+    }
+    let down = tst.fault(Service::Stack, FaultKind::Stop).await?;
+    let since = Instant::now();
+    let hub = d.hub();
+    s.spoke_listed(hub, "TST", true, listed_within).await.ok_or_else(|| {
+        Finding::fail("the hub never listed TST as unhealthy although it stopped heartbeating").defect(Defect::R5)
+    })?;
+    for (inst, pump) in others.iter().zip(&pumps) {
+        let tally = pump.tally_since(since);
+        let status = inst
+            .detailed()
+            .await
+            .map(|d| d.summary())
+            .map_err(|e| Finding::fail(e.to_string()))?;
+        if tally.server_error > 0 || tally.no_answer > 0 || tally.decided == 0 || !status.starts_with("healthy") {
+            s.finding(Finding::fail(format!(
+                "{} was affected by the TST outage: {status}; traffic {tally}",
+                inst.code
+            )));
+        } else {
+            s.report(format!(
+                "{} unaffected while TST was down: {status}; traffic {tally}",
+                inst.code
+            ));
+        }
+    }
+    s.restore(down).await?;
+    s.spoke_listed(hub, "TST", false, dropped_within).await;
+    s.postcheck(tst, &tst.traffic().await?.pump(TICK)).await;
+    Ok(())
+}
+
+/// 5.1-federation: the hub's Keycloak goes down; tokens already issued keep working on every
+/// instance, a new login fails cleanly; Keycloak back, a new token works everywhere. Budget
+/// derived: DIVE caches nothing negative, so 60 s (Keycloak's own start is what takes time).
+async fn federation_survives_hub_keycloak_outage(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let hub = d.hub();
+    let everyone: Vec<&Instance> = d.instances().iter().collect();
+    let (window, back) = (
+        s.budget_for("outage window", Duration::from_secs(30)),
+        s.budget_for("new token everywhere", Duration::from_secs(60)),
+    );
+    for inst in &everyone {
+        s.preflight(inst).await?;
+    }
+    let issued = hub.token_for(&hub.credentials.user).await?;
+    // Tokens in use: every instance has verified one (and cached the hub's keys) before the outage.
+    for inst in &everyone {
+        if inst.accepts(&issued).await != Ok(true) {
+            return Err(Finding::precondition(format!(
+                "{} does not accept a fresh hub token",
+                inst.code
+            )));
+        }
+    }
+    let keycloak = hub.fault(Service::Keycloak, FaultKind::Stop).await?;
+    if let Err(broke) = s.accepted_everywhere(&everyone, &issued, window.limit).await {
+        s.finding(
+            Finding::fail(format!(
+                "with the hub's Keycloak down, issued tokens stopped working: {broke}"
+            ))
+            .defect(Defect::R6),
+        );
+    }
+    let login = Instant::now();
+    match hub.token_for(&hub.credentials.user).await {
+        Ok(_) => s.finding(Finding::fail(
+            "a new login succeeded although the hub's Keycloak is down",
+        )),
+        Err(refused) => s.report(format!(
+            "new login refused after {}: {}",
+            secs(login.elapsed()),
+            refused.message
+        )),
+    }
+    let answered = s.restore(keycloak).await?.answered_at;
+    let fresh = s.new_token_everywhere(hub, &everyone, back, answered).await;
+    if fresh.is_none() {
+        s.finding(Finding::fail(
+            "after the hub's Keycloak came back, a new token was not accepted everywhere",
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn hub_and_every_spoke_are_up_and_federated() {
+    run_on(Deployment::federation().await, "5.1-deploy", federation_is_up)
+        .await
+        .must_pass();
+}
+
+#[tokio::test]
+async fn revoked_token_is_rejected_on_every_spoke() {
+    run_on(
+        Deployment::federation().await,
+        "5.1-revoke",
+        revocation_reaches_every_spoke,
+    )
+    .await
+    .must_pass();
+}
+
+#[tokio::test]
+async fn one_spoke_down_leaves_the_others_untouched() {
+    run_on(
+        Deployment::federation().await,
+        "5.1-isolate",
+        one_spoke_down_others_unaffected,
+    )
+    .await
+    .must_pass();
+}
+
+#[tokio::test]
+async fn federation_survives_an_outage_of_the_hub_keycloak() {
+    run_on(
+        Deployment::federation().await,
+        "5.1-federation",
+        federation_survives_hub_keycloak_outage,
+    )
+    .await
+    .must_pass();
+}
+
+// ------------------------------------------------------------------ self-checks
+
+#[tokio::test]
+async fn self_check_revocation_names_d5_on_dive_v15a() {
+    let deployment = Deployment::reference_federation(Profile::DiveV15a, &[]).await;
+    run_on(deployment, "5.1-revoke", revocation_reaches_every_spoke)
+        .await
+        .must_fail_naming(&[Defect::D5]);
+}
+
+#[tokio::test]
+async fn self_check_revocation_names_the_spoke_with_its_own_store() {
+    let deployment = Deployment::reference_federation(Profile::Intended, &[Defect::R4]).await;
+    let verdict = run_on(deployment, "5.1-revoke", revocation_reaches_every_spoke).await;
+    verdict.must_fail_naming(&[Defect::R4]);
+    let named: Vec<_> = verdict
+        .failures()
+        .iter()
+        .filter(|f| f.defect == Some(Defect::R4))
+        .map(|f| f.message.clone())
+        .collect();
+    let spoke = dive_resilience::reference::behaviour::PRIVATE_BLACKLIST_SPOKE;
+    assert!(
+        named.iter().all(|m| m.starts_with(spoke)),
+        "the finding names {spoke}: {named:?}"
+    );
+}
+
+#[tokio::test]
+async fn self_check_isolation_names_a_hub_that_never_notices() {
+    let deployment = Deployment::reference_federation(Profile::Intended, &[Defect::R5]).await;
+    run_on(deployment, "5.1-isolate", one_spoke_down_others_unaffected)
+        .await
+        .must_fail_naming(&[Defect::R5]);
+}
+
+#[tokio::test]
+async fn self_check_federation_names_uncached_jwks() {
+    let deployment = Deployment::reference_federation(Profile::Intended, &[Defect::R6]).await;
+    run_on(deployment, "5.1-federation", federation_survives_hub_keycloak_outage)
+        .await
+        .must_fail_naming(&[Defect::R6]);
+}
+
+#[tokio::test]
+async fn self_check_deploy_names_a_spoke_that_does_not_trust_the_hub() {
+    let deployment = Deployment::reference_federation(Profile::Intended, &[Defect::R7]).await;
+    run_on(deployment, "5.1-deploy", federation_is_up)
+        .await
+        .must_fail_naming(&[Defect::R7]);
+}
