@@ -561,15 +561,21 @@ mod tests {
         );
     }
 
+    #[rstest::rstest]
+    #[case("0")]
+    #[case("-1")]
+    #[case("1.5")]
+    #[case("fast")]
+    fn time_scale_out_of_range_is_refused(#[case] bad: &str) {
+        fails_on(
+            &[("DIVE_TIME_SCALE", bad)],
+            "DIVE_TIME_SCALE",
+            "is not a number in (0, 1]",
+        );
+    }
+
     #[test]
-    fn time_scale_must_be_in_range() {
-        for bad in ["0", "-1", "1.5", "fast"] {
-            fails_on(
-                &[("DIVE_TIME_SCALE", bad)],
-                "DIVE_TIME_SCALE",
-                "is not a number in (0, 1]",
-            );
-        }
+    fn time_scale_one_runs_dives_real_timers() {
         assert_eq!(cfg(&[("DIVE_TIME_SCALE", "1")]).map(|c| c.time_scale), Ok(1.0));
     }
 
