@@ -363,9 +363,11 @@ static SWEPT: OnceCell<()> = OnceCell::const_new();
 async fn sweep_ledger(config: &Config) {
     SWEPT
         .get_or_init(|| async {
-            for line in Ledger::new(&config.state_dir).sweep().await {
+            let ledger = Ledger::new(&config.state_dir);
+            for line in ledger.sweep().await {
                 eprintln!("{line}");
             }
+            crate::fault::restore_on_signal(ledger);
         })
         .await;
 }
@@ -379,6 +381,14 @@ impl Deployment {
     /// The hub and the configured spokes (`DIVE_SPOKES`) of the deployment the configuration names.
     pub async fn federation() -> Result<Deployment, Finding> {
         Deployment::configured(true).await
+    }
+
+    /// The live hub described by `config` (which need not be this process's configuration).
+    pub async fn live_with(config: &Config) -> Result<Deployment, Finding> {
+        match &config.target {
+            Target::Live(live) => Deployment::live(config, live, false).await,
+            Target::Reference(_) => Err(Finding::precondition("not a live configuration")),
+        }
     }
 
     async fn configured(spokes: bool) -> Result<Deployment, Finding> {
@@ -622,6 +632,14 @@ impl Deployment {
 
     pub fn instances(&self) -> &[Instance] {
         &self.instances
+    }
+
+    /// The reference deployment's CA certificate (PEM), to point other clients at it.
+    pub fn reference_ca_pem(&self) -> Option<&str> {
+        match &*self.control {
+            Control::Reference(r) => Some(&r.ca_pem),
+            Control::Live(_) => None,
+        }
     }
 
     pub fn is_reference(&self) -> bool {

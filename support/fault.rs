@@ -309,8 +309,8 @@ impl Ledger {
         }
     }
 
-    /// Entries whose owner is gone, with their files.
-    pub fn orphans(&self) -> Vec<(PathBuf, LedgerEntry)> {
+    /// Every entry, with its file.
+    fn entries(&self) -> Vec<(PathBuf, LedgerEntry)> {
         let Ok(dir) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -318,8 +318,10 @@ impl Ledger {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .filter_map(|p| {
-                let entry: LedgerEntry = serde_json::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;
-                (!entry.owner_alive()).then_some((p, entry))
+                Some((
+                    p.clone(),
+                    serde_json::from_str(&std::fs::read_to_string(&p).ok()?).ok()?,
+                ))
             })
             .collect()
     }
@@ -327,45 +329,85 @@ impl Ledger {
     /// Restores every fault a dead run left behind. Returns one line per entry, saying what was
     /// repaired; an entry whose restore fails stays for the next run.
     pub async fn sweep(&self) -> Vec<String> {
-        let mut report = Vec::new();
-        for (path, entry) in self.orphans() {
-            let Some(commands) = &entry.restore else {
-                report.push(format!(
-                    "ledger: {} was left by run {} whose reference deployment died with it; nothing to restore",
-                    entry.fault, entry.owner_pid
-                ));
-                Ledger::clear(&path);
+        let orphans = self.entries().into_iter().filter(|(_, e)| !e.owner_alive()).collect();
+        restore_entries(orphans, "left behind by run").await
+    }
+
+    /// Restores the faults this process holds (on SIGINT/SIGTERM, before it exits).
+    pub async fn restore_own(&self) -> Vec<String> {
+        let own = self
+            .entries()
+            .into_iter()
+            .filter(|(_, e)| e.owner_pid == std::process::id())
+            .collect();
+        restore_entries(own, "held by interrupted run").await
+    }
+}
+
+async fn restore_entries(entries: Vec<(PathBuf, LedgerEntry)>, whose: &str) -> Vec<String> {
+    let mut report = Vec::new();
+    for (path, entry) in entries {
+        let Some(commands) = &entry.restore else {
+            report.push(format!(
+                "ledger: {} {whose} {}: its reference deployment dies with that run; nothing to restore",
+                entry.fault, entry.owner_pid
+            ));
+            Ledger::clear(&path);
+            continue;
+        };
+        let mut failed = None;
+        for argv in commands {
+            let Some((program, args)) = argv.split_first() else {
                 continue;
             };
-            let mut ok = true;
-            for argv in commands {
-                let Some((program, args)) = argv.split_first() else {
-                    continue;
-                };
-                match Exec::new(program)
-                    .args(args.iter().cloned())
-                    .deadline(Duration::from_secs(60))
-                    .must_succeed()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) => {
-                        ok = false;
-                        report.push(format!(
-                            "ledger: could not restore {} left by run {}: {e}",
-                            entry.fault, entry.owner_pid
-                        ));
-                    }
-                }
-            }
-            if ok {
-                report.push(format!(
-                    "ledger: restored {} left behind by run {}",
-                    entry.fault, entry.owner_pid
-                ));
-                Ledger::clear(&path);
+            let exec = Exec::new(program)
+                .args(args.iter().cloned())
+                .deadline(Duration::from_secs(60));
+            if let Err(e) = exec.must_succeed().await {
+                failed = Some(e);
             }
         }
-        report
+        match failed {
+            None => {
+                report.push(format!("ledger: restored {} {whose} {}", entry.fault, entry.owner_pid));
+                Ledger::clear(&path);
+            }
+            Some(e) => report.push(format!(
+                "ledger: could not restore {} {whose} {}: {e}",
+                entry.fault, entry.owner_pid
+            )),
+        }
     }
+    report
+}
+
+/// On SIGINT or SIGTERM, restores every fault this process holds, then exits (130 or 143).
+/// Installed once per process, with the first deployment.
+pub fn restore_on_signal(ledger: Ledger) {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                eprintln!("no signal handler: faults are still restored by the next run's ledger sweep");
+                return;
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                else {
+                    eprintln!("no signal handler: faults are still restored by the next run's ledger sweep");
+                    return;
+                };
+                let (name, code) = tokio::select! {
+                    _ = int.recv() => ("SIGINT", 130),
+                    _ = term.recv() => ("SIGTERM", 143),
+                };
+                eprintln!("{name}: restoring every active fault before exiting");
+                for line in ledger.restore_own().await {
+                    eprintln!("{line}");
+                }
+                std::process::exit(code);
+            });
+        });
+    });
 }

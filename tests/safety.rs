@@ -1,0 +1,310 @@
+//! The harness's own promises to an operator: no fault outlives it (SIGINT, SIGTERM, SIGKILL),
+//! and bad input is refused with one clear line before anything is injected. The signal tests
+//! run a scenario in a child process against a live configuration whose "DIVE" is a reference
+//! deployment and whose container runtime is a fake that records its calls.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dive_resilience::config::Config;
+use dive_resilience::poll::{eventually, holds_for};
+use dive_resilience::prelude::*;
+
+const CHILD: &str = "child_holds_a_live_fault_until_signalled";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// A scratch folder under the target directory, fresh for each test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// The live configuration a child uses to reach `dive` (a reference deployment) through the
+/// fake container runtime.
+fn live_vars(dive: &Deployment, dir: &Path) -> HashMap<String, String> {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, dive.reference_ca_pem().expect("a reference deployment")).expect("CA file");
+    let hub = dive.hub();
+    let vars = [
+        ("DIVE_TARGET", "live".to_string()),
+        ("DIVE_ROOT", fixture("fake-dive").display().to_string()),
+        ("HUB_BACKEND_URL", hub.backend.to_string()),
+        ("HUB_KEYCLOAK_URL", hub.keycloak.to_string()),
+        ("DIVE_CA_CERT", ca.display().to_string()),
+        (
+            "DIVE_KEYCLOAK_CLIENT_SECRET",
+            hub.credentials.client_secret.expose().to_string(),
+        ),
+        ("DIVE_CONTAINER_RUNTIME", fixture("fake-runtime").display().to_string()),
+        ("DIVE_STATE_DIR", dir.join("state").display().to_string()),
+        ("FAKE_RUNTIME_LOG", dir.join("runtime.log").display().to_string()),
+        ("FAKE_RUNTIME_STATE", dir.join("containers").display().to_string()),
+    ];
+    vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+#[tokio::test]
+#[ignore = "a child process of the signal tests, not a test of its own"]
+async fn child_holds_a_live_fault_until_signalled() {
+    let d = Deployment::from_config()
+        .await
+        .expect("the parent gives a valid live configuration");
+    let _opa = d
+        .hub()
+        .fault(Service::Opa, FaultKind::Stop)
+        .await
+        .expect("the fault applies");
+    let wait = holds_for(
+        "holding the fault until a signal",
+        Duration::from_millis(200),
+        Duration::from_secs(60),
+        async || Ok("held".to_string()),
+    );
+    wait.await.expect("nothing breaks while holding");
+}
+
+/// Runs the child scenario, waits until its fault is in the ledger, sends `signal`, and returns
+/// the scratch folder and the child's exit code.
+async fn interrupt_child(name: &str, signal: libc::c_int) -> (PathBuf, Option<i32>) {
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let dir = scratch(name);
+    let mut child = child(CHILD, &live_vars(&dive, &dir)).spawn().expect("child starts");
+    let ledger_dir = dir.join("state/ledger");
+    let log = dir.join("runtime.log");
+    eventually(
+        "the child's fault in the ledger",
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        || async {
+            let entries = std::fs::read_dir(&ledger_dir).map(|d| d.count()).unwrap_or(0);
+            let stopped = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("stop dive-hub-opa");
+            if entries == 1 && stopped {
+                Ok(())
+            } else {
+                Err(format!("{entries} ledger entries, opa stopped: {stopped}"))
+            }
+        },
+    )
+    .await
+    .expect("the child applies its fault");
+    let pid = child.id().expect("child pid") as libc::pid_t;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the child exits")
+        .expect("status");
+    (dir, status.code())
+}
+
+fn runtime_calls(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("runtime.log")).unwrap_or_default()
+}
+
+fn ledger_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("state/ledger"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn sigint_restores_the_fault_before_exit() {
+    let (dir, code) = interrupt_child("sigint", libc::SIGINT).await;
+    assert_eq!(code, Some(130));
+    assert!(
+        runtime_calls(&dir).contains("start dive-hub-opa"),
+        "restored at exit: {}",
+        runtime_calls(&dir)
+    );
+    assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
+}
+
+#[tokio::test]
+async fn sigterm_restores_the_fault_before_exit() {
+    let (dir, code) = interrupt_child("sigterm", libc::SIGTERM).await;
+    assert_eq!(code, Some(143));
+    assert!(
+        runtime_calls(&dir).contains("start dive-hub-opa"),
+        "restored at exit: {}",
+        runtime_calls(&dir)
+    );
+    assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
+}
+
+#[tokio::test]
+async fn sigkill_leaves_the_fault_to_the_next_run_which_restores_it() {
+    let (dir, code) = interrupt_child("sigkill", libc::SIGKILL).await;
+    assert_eq!(code, None, "killed by the signal");
+    assert!(
+        !runtime_calls(&dir).contains("start dive-hub-opa"),
+        "nothing could restore it at exit"
+    );
+    assert_eq!(ledger_entries(&dir), 1, "the fault is still in the ledger");
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let next = child(NEXT_RUN, &live_vars(&dive, &dir))
+        .output()
+        .await
+        .expect("the next run runs");
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(next.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ledger: restored stop opa on USA left behind by run"),
+        "says what it repaired: {stderr}"
+    );
+    assert!(
+        runtime_calls(&dir).contains("start dive-hub-opa"),
+        "restored by the next run"
+    );
+    assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
+}
+
+const NEXT_RUN: &str = "child_next_run_starts";
+
+#[tokio::test]
+#[ignore = "a child process of the SIGKILL test: the next run, which sweeps the ledger first"]
+async fn child_next_run_starts() {
+    Deployment::from_config()
+        .await
+        .expect("the next run reaches its target");
+}
+
+/// This test binary, running only the ignored child test `name` with `vars` as its environment.
+fn child(name: &str, vars: &HashMap<String, String>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--ignored", "--exact", name, "--nocapture"])
+        .envs(vars)
+        .env_remove("DIVE_PROFILE")
+        .env_remove("DIVE_TIME_SCALE")
+        .env_remove("DIVE_REFERENCE_RUNTIME")
+        .kill_on_drop(true);
+    cmd
+}
+
+// ------------------------------------------------------------------ bad input at run time
+
+/// A live configuration against a reference deployment, with `change` applied.
+async fn live_config(name: &str, change: &[(&str, &str)]) -> (Deployment, Config, PathBuf) {
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let dir = scratch(name);
+    let mut vars = live_vars(&dive, &dir);
+    for (k, v) in change {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_vars(&vars).expect("a valid configuration");
+    (dive, config, dir)
+}
+
+fn one_line(finding: &Finding) -> &str {
+    assert!(!finding.message.contains('\n'), "one line: {}", finding.message);
+    &finding.message
+}
+
+#[tokio::test]
+async fn a_ca_that_does_not_match_the_server_is_refused() {
+    let other_ca = fixture("tls/test-ca.pem").display().to_string();
+    let (_dive, config, dir) = live_config("wrong-ca", &[("DIVE_CA_CERT", &other_ca)]).await;
+    let err = Deployment::live_with(&config)
+        .await
+        .err()
+        .expect("TLS verification fails");
+    assert!(
+        one_line(&err).contains("check HUB_BACKEND_URL and DIVE_CA_CERT"),
+        "{err}"
+    );
+    assert!(
+        err.message.to_lowercase().contains("certificate"),
+        "names the certificate problem: {err}"
+    );
+    assert_eq!(runtime_calls(&dir), "", "nothing injected");
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_refused() {
+    let (_dive, config, dir) = live_config("unreachable", &[("HUB_BACKEND_URL", "https://127.0.0.1:9")]).await;
+    let err = Deployment::live_with(&config)
+        .await
+        .err()
+        .expect("nothing answers on port 9");
+    assert!(
+        one_line(&err).contains("no DIVE health API at https://127.0.0.1:9/"),
+        "{err}"
+    );
+    assert_eq!(runtime_calls(&dir), "", "nothing injected");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_before_any_fault() {
+    let (_dive, config, dir) = live_config("credentials", &[("DIVE_KEYCLOAK_CLIENT_SECRET", "not-the-secret")]).await;
+    let live = Deployment::live_with(&config).await.expect("the target answers");
+    let err = live.hub().traffic().await.err().expect("the token request is refused");
+    assert!(one_line(&err).contains("answered 401"), "{err}");
+    assert!(
+        err.message.contains("DIVE_KEYCLOAK_CLIENT_SECRET"),
+        "names the variable: {err}"
+    );
+    assert!(!err.message.contains("not-the-secret"), "never prints secrets: {err}");
+    assert_eq!(runtime_calls(&dir), "", "nothing injected");
+}
+
+#[tokio::test]
+async fn a_target_not_in_steady_state_fails_as_a_precondition() {
+    let dive = Deployment::reference(Profile::Intended).await;
+    let verdict = run_on(dive, "4.1-opa", async |d: &Deployment, s: &mut Scenario| {
+        let _down = d.hub().fault(Service::Opa, FaultKind::Stop).await?;
+        s.preflight(d.hub()).await
+    })
+    .await;
+    let failures = verdict.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].severity, dive_resilience::finding::Severity::Precondition);
+    assert!(
+        one_line(failures[0]).contains("not in steady state before the fault: unhealthy (opa down"),
+        "{failures:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_redis_server_is_named_with_both_ways_to_get_it() {
+    let output = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--ignored",
+            "--exact",
+            "child_starts_a_reference_deployment",
+            "--nocapture",
+        ])
+        .env("PATH", "")
+        .env("DIVE_REFERENCE_RUNTIME", "local")
+        .env_remove("DIVE_TARGET")
+        .output()
+        .await
+        .expect("child runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("redis-server is not installed: install it (apt-get install -y redis-server)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("DIVE_REFERENCE_RUNTIME=docker"), "{stderr}");
+}
+
+#[tokio::test]
+#[ignore = "a child process of the missing-program test, not a test of its own"]
+async fn child_starts_a_reference_deployment() {
+    if let Err(finding) = Deployment::from_config().await {
+        panic!("{finding}");
+    }
+}
