@@ -135,6 +135,8 @@ pub struct Config {
     pub time_scale: f64,
     /// Where journals and the fault ledger live.
     pub state_dir: PathBuf,
+    /// `DIVE_DRY_RUN=1`: show what each scenario would do to the target, and do nothing to it.
+    pub dry_run: bool,
     /// Running in CI (`CI` set): nothing that should run may be skipped.
     pub ci: bool,
     /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case.
@@ -258,6 +260,7 @@ impl Config {
             time_scale,
             state_dir,
             ci: get("CI").is_some_and(|v| v != "0" && v != "false"),
+            dry_run: flag("DIVE_DRY_RUN")?,
             spokes,
             revoke_user: get("DIVE_REVOKE_USER").unwrap_or("testuser-usa-5").to_string(),
             run_id: get("NEXTEST_RUN_ID").map(str::to_string).unwrap_or_else(|| {
@@ -277,6 +280,15 @@ impl Config {
                 .cloned()
                 .collect(),
         })
+    }
+
+    /// The time scale of reference deployments in this run: the configured one on the reference
+    /// target; on a live target (self-checks, dry-run rehearsals) the reference default, 0.1.
+    pub fn reference_scale(&self) -> f64 {
+        match self.target {
+            Target::Reference(_) => self.time_scale,
+            Target::Live(_) => 0.1,
+        }
     }
 
     pub fn profile(&self) -> Option<Profile> {

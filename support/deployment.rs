@@ -2,6 +2,7 @@
 //! means to fault their services. Tests talk to [`Deployment`] and [`Instance`] only; whether the
 //! services are the reference's processes or a live DIVE's containers is decided here, once.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,8 @@ pub struct Instance {
     http: Http,
     control: Arc<Control>,
     ledger: Ledger,
+    /// Set in a dry run: faults are shown as the target's commands.
+    rehearsal: Option<Arc<Rehearsal>>,
 }
 
 impl Instance {
@@ -321,9 +324,54 @@ impl Instance {
             service,
             kind,
         };
+        if let Some(rehearsal) = &self.rehearsal {
+            let (apply, undo) = rehearsal.commands(&spec);
+            let line = format!("DRY RUN: fault {spec}: would run `{apply}`, verify its effect, later `{undo}`");
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
         FaultGuard::apply(self.control.clone(), spec, &self.ledger)
             .await
             .map_err(|e| Finding::fail(format!("could not apply the fault: {e}")))
+    }
+}
+
+/// What a dry run shows instead of faulting the target.
+pub struct Rehearsal {
+    /// The live target's container runtime and CLI; `None` when the target is the reference.
+    live: Option<(String, Dive)>,
+}
+
+impl Rehearsal {
+    /// The commands that would apply and undo `spec` on the target.
+    fn commands(&self, spec: &FaultSpec) -> (String, String) {
+        match &self.live {
+            Some((_, dive)) if spec.service == Service::Stack => {
+                let cli = |verb: &str| {
+                    dive.clone()
+                        .instance(&spec.instance)
+                        .args(["spoke", verb])
+                        .exec()
+                        .argv()
+                };
+                (cli("down"), cli("up"))
+            }
+            Some((runtime, _)) => {
+                let undo = if spec.kind == FaultKind::Pause {
+                    "unpause"
+                } else {
+                    "start"
+                };
+                let container = container_name(&spec.instance, spec.service);
+                (
+                    format!("{runtime} {} {container}", spec.kind.verb()),
+                    format!("{runtime} {undo} {container}"),
+                )
+            }
+            None => (
+                format!("{spec} (reference deployment control)"),
+                format!("restore {spec}"),
+            ),
+        }
     }
 }
 
@@ -364,6 +412,12 @@ async fn sweep_ledger(config: &Config) {
     SWEPT
         .get_or_init(|| async {
             let ledger = Ledger::new(&config.state_dir);
+            if config.dry_run {
+                for fault in ledger.orphans() {
+                    eprintln!("DRY RUN: the ledger lists {fault} left behind; a real run restores it first");
+                }
+                return;
+            }
             for line in ledger.sweep().await {
                 eprintln!("{line}");
             }
@@ -393,6 +447,9 @@ impl Deployment {
 
     async fn configured(spokes: bool) -> Result<Deployment, Finding> {
         let config = must_config();
+        if config.dry_run {
+            return Deployment::rehearsal(config, spokes).await;
+        }
         match &config.target {
             Target::Reference(r) => {
                 let runtime = r.runtime.unwrap_or_else(|| {
@@ -402,10 +459,36 @@ impl Deployment {
                         Runtime::Local
                     }
                 });
-                Deployment::reference_with(Behaviour::of(r.profile, config.time_scale), runtime, spokes).await
+                Deployment::reference_with(Behaviour::of(r.profile, config.reference_scale()), runtime, spokes).await
             }
             Target::Live(live) => Deployment::live(config, live, spokes).await,
         }
+    }
+
+    /// `DIVE_DRY_RUN=1`: the scenario runs on a private reference deployment, and every fault
+    /// shows the command it would run on the configured target instead of running it there.
+    async fn rehearsal(config: &Config, spokes: bool) -> Result<Deployment, Finding> {
+        let (target, live) = match &config.target {
+            Target::Live(live) => (
+                format!("live DIVE at {}", live.hub_backend),
+                Some((
+                    live.container_runtime.clone(),
+                    Dive::new(&live.root, &config.dive_leaky_vars),
+                )),
+            ),
+            Target::Reference(r) => (format!("the reference deployment ({})", r.profile.name()), None),
+        };
+        let behaviour = Behaviour::of(Profile::Intended, config.reference_scale());
+        let mut deployment = Deployment::reference_with(behaviour, Runtime::Local, spokes).await?;
+        let rehearsal = Arc::new(Rehearsal { live });
+        for inst in &mut deployment.instances {
+            inst.rehearsal = Some(rehearsal.clone());
+        }
+        deployment.target = format!(
+            "DRY RUN of {target}: nothing is done to it; each step is rehearsed on a private reference deployment at time scale {}",
+            deployment.time_scale
+        );
+        Ok(deployment)
     }
 
     /// A reference hub of `profile`, whatever the configured target (for self-checks).
@@ -444,7 +527,7 @@ impl Deployment {
         };
         let reference = Reference::start(
             behaviour,
-            config.time_scale,
+            config.reference_scale(),
             runtime,
             &spokes,
             config.state_dir.join("reference"),
@@ -477,14 +560,15 @@ impl Deployment {
                 http: http.clone(),
                 control: control.clone(),
                 ledger: ledger.clone(),
+                rehearsal: None,
             })
             .collect();
         let deployment = Deployment {
             target: format!(
                 "reference ({profile}, {runtime:?} runtime, time scale {})",
-                config.time_scale
+                config.reference_scale()
             ),
-            time_scale: config.time_scale,
+            time_scale: config.reference_scale(),
             defects,
             instances,
             _live_lock: None,
@@ -570,6 +654,7 @@ impl Deployment {
                 http: http.clone(),
                 control: control.clone(),
                 ledger: ledger.clone(),
+                rehearsal: None,
             });
         }
         Ok(Deployment {
@@ -650,7 +735,9 @@ impl Deployment {
 fn behaviour_with(profile: Profile, defects: &[Defect]) -> Behaviour {
     defects
         .iter()
-        .fold(Behaviour::of(profile, must_config().time_scale), |b, d| b.with(*d))
+        .fold(Behaviour::of(profile, must_config().reference_scale()), |b, d| {
+            b.with(*d)
+        })
 }
 
 /// Finds the health API by probing: `/api/health` (HEAD), then `/health` (v15a).

@@ -326,6 +326,15 @@ impl Ledger {
             .collect()
     }
 
+    /// Faults of runs that are no longer alive.
+    pub fn orphans(&self) -> Vec<FaultSpec> {
+        self.entries()
+            .into_iter()
+            .filter(|(_, e)| !e.owner_alive())
+            .map(|(_, e)| e.fault)
+            .collect()
+    }
+
     /// Restores every fault a dead run left behind. Returns one line per entry, saying what was
     /// repaired; an entry whose restore fails stays for the next run.
     pub async fn sweep(&self) -> Vec<String> {

@@ -73,6 +73,15 @@ impl Scenario {
         self.journal.event(Instant::now(), line);
     }
 
+    /// Says what the next wait probes and for how long: visible in a dry run, journaled always.
+    fn probing(&mut self, line: String) {
+        if must_config().dry_run {
+            self.report(format!("probe: {line}"));
+        } else {
+            self.event(format!("probe: {line}"));
+        }
+    }
+
     /// Prints a measurement next to its budget, pass or fail; over budget is a finding.
     pub fn measured(&mut self, what: &str, measured: Duration, budget: Budget) -> bool {
         self.report(budget.line(what, measured));
@@ -166,6 +175,13 @@ impl Scenario {
         let since = Instant::now();
         let last: RefCell<Option<Detailed>> = RefCell::new(None);
         let what = format!("{} {breaker} breaker {want}", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} until {what}, budget {} (gives up at {}), while authorized traffic flows",
+            inst.health_base,
+            secs(TICK),
+            secs(budget.limit),
+            secs(budget.deadline())
+        ));
         let reached = eventually(&what, TICK, budget.deadline(), || async {
             let d = inst.detailed().await.map_err(|e| e.to_string())?;
             let stats = d.circuit_breakers.map(|b| b.get(breaker));
@@ -219,6 +235,10 @@ impl Scenario {
         // DIVE closes a HALF_OPEN breaker after at most 3 successes: a breaker still HALF_OPEN
         // after this many answered calls through it will not close, and waiting longer proves nothing.
         const STUCK_AFTER: usize = 6;
+        self.probing(format!(
+            "one GET /api/resources/:id, then GET {}/detailed, every {} until {what}, budget {} from the dependency answering",
+            inst.health_base, secs(TICK), secs(budget.limit)
+        ));
         let reached = eventually(&what, TICK, deadline, async || {
             let sent = traffic.send().await;
             let stats = inst.breaker(breaker).await?;
@@ -280,6 +300,12 @@ impl Scenario {
         keep: impl Fn(BreakerState) -> bool,
     ) -> Result<Held, Broke> {
         let what = format!("{} {breaker} breaker", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} for {}, no traffic: {what}",
+            inst.health_base,
+            secs(TICK),
+            secs(window)
+        ));
         holds_for(&what, TICK, window, async || {
             let stats = inst.breaker(breaker).await?;
             if keep(stats.state) {
@@ -301,6 +327,12 @@ impl Scenario {
         since: Instant,
     ) -> Option<Duration> {
         let what = format!("{} healthy with every breaker CLOSED", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} until {what}, budget {}",
+            inst.health_base,
+            secs(TICK),
+            secs(budget.limit)
+        ));
         match self
             .steady(inst, budget.deadline().saturating_sub(since.elapsed()))
             .await
@@ -349,6 +381,12 @@ impl Scenario {
     ) -> Result<Duration, Option<Detailed>> {
         let last: RefCell<Option<Detailed>> = RefCell::new(None);
         let what = format!("{} status {want}", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} until {what} (gives up at {})",
+            inst.health_base,
+            secs(TICK),
+            secs(deadline)
+        ));
         let reached = eventually(&what, TICK, deadline, || async {
             let d = inst.detailed().await.map_err(|e| e.to_string())?;
             let done = d.status == want;
@@ -379,6 +417,12 @@ impl Scenario {
     ) -> Result<(), String> {
         let since = Instant::now();
         let what = format!("{} authorization answering and status not unhealthy", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} for {}: {what}",
+            inst.health_base,
+            secs(TICK),
+            secs(window)
+        ));
         let held = holds_for(&what, TICK, window, || async {
             let d = inst.detailed().await.map_err(|e| e.to_string())?;
             let t = pump.tally_since(since);
@@ -413,6 +457,13 @@ impl Scenario {
     ) -> Vec<(String, Result<Duration, String>)> {
         // 50 ms keeps each instance under 20 requests/s.
         const FAST_TICK: Duration = Duration::from_millis(50);
+        let names: Vec<&str> = instances.iter().map(|i| i.code.as_str()).collect();
+        self.probing(format!(
+            "GET /api/resources with the revoked token on {} at once, every {}, budget {}",
+            names.join(", "),
+            secs(FAST_TICK),
+            secs(budget.limit)
+        ));
         // Local tasks: the polls run concurrently on the test's own runtime.
         let polls = tokio::task::LocalSet::new();
         let mut results = polls
@@ -463,6 +514,11 @@ impl Scenario {
             "{} keep accepting an issued token",
             instances.iter().map(|i| i.code.as_str()).collect::<Vec<_>>().join(", ")
         );
+        self.probing(format!(
+            "GET /api/resources with the issued token every {} for {}",
+            secs(TICK),
+            secs(window)
+        ));
         let held = holds_for(&what, TICK, window, async || {
             let mut refused = Vec::new();
             for inst in instances {
@@ -495,6 +551,11 @@ impl Scenario {
             "hub {} {code} as unhealthy",
             if listed { "lists" } else { "no longer lists" }
         );
+        self.probing(format!(
+            "GET /api/federation/health every {} until {what}, bound {}",
+            secs(TICK),
+            secs(bound.limit)
+        ));
         let seen = eventually(&what, TICK, bound.deadline(), || async {
             let health = hub.federation_health().await?;
             let present = health
@@ -530,6 +591,11 @@ impl Scenario {
         since: Instant,
     ) -> Option<Duration> {
         let what = "a new hub token accepted everywhere";
+        self.probing(format!(
+            "a direct grant, then GET /api/resources on every instance, every {}, budget {}",
+            secs(TICK),
+            secs(budget.limit)
+        ));
         let done = eventually(
             what,
             TICK,
@@ -667,10 +733,12 @@ where
         }
     };
     let mut scenario = Scenario::new(requirement, &deployment);
-    scenario.event(format!(
-        "{}: {} on {}",
-        requirement.id, requirement.text, deployment.target
-    ));
+    let header = format!("{}: {} on {}", requirement.id, requirement.text, deployment.target);
+    if must_config().dry_run {
+        scenario.report(header);
+    } else {
+        scenario.event(header);
+    }
     let result = body(&deployment, &mut scenario).await;
     scenario.finish(result)
 }

@@ -308,3 +308,58 @@ async fn child_starts_a_reference_deployment() {
         panic!("{finding}");
     }
 }
+
+// ------------------------------------------------------------------ dry run
+
+#[tokio::test]
+async fn dry_run_shows_the_plan_and_touches_nothing() {
+    let dir = scratch("dry-run");
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let mut vars = live_vars(&dive, &dir);
+    // Nothing answers here: a dry run must not even try.
+    vars.insert("HUB_BACKEND_URL".to_string(), "https://127.0.0.1:9".to_string());
+    vars.insert("DIVE_DRY_RUN".to_string(), "1".to_string());
+    let out = child("child_runs_a_scenario", &vars)
+        .output()
+        .await
+        .expect("child runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("on DRY RUN of live DIVE at https://127.0.0.1:9/: nothing is done to it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("DRY RUN: fault stop opa on USA: would run"), "{stderr}");
+    assert!(
+        stderr.contains("stop dive-hub-opa`, verify its effect, later"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("probe: GET /health/detailed every 125 ms until USA opa breaker OPEN"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(budget 3.0 s)"), "budgets are shown: {stderr}");
+    assert_eq!(runtime_calls(&dir), "", "the container runtime was never called");
+    assert_eq!(
+        ledger_entries(&dir),
+        0,
+        "nothing was recorded as injected on the target"
+    );
+}
+
+#[tokio::test]
+#[ignore = "a child process of the dry-run test, not a test of its own"]
+async fn child_runs_a_scenario() {
+    let verdict = run("4.1-opa", async |d: &Deployment, s: &mut Scenario| {
+        let (hub, budget) = (d.hub(), s.budget());
+        s.preflight(hub).await?;
+        let traffic = hub.traffic().await?.pump(TICK);
+        let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+        s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
+            .await;
+        s.restore(opa).await.map(|_| ())
+    });
+    verdict.await.must_pass();
+}
