@@ -117,27 +117,15 @@ fn ledger_entries(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+#[rstest::rstest]
+#[case::sigint(libc::SIGINT, 130)]
+#[case::sigterm(libc::SIGTERM, 143)]
 #[tokio::test]
-async fn sigint_restores_the_fault_before_exit() {
-    let (dir, code) = interrupt_child("sigint", libc::SIGINT).await;
-    assert_eq!(code, Some(130));
-    assert!(
-        runtime_calls(&dir).contains("start dive-hub-opa"),
-        "restored at exit: {}",
-        runtime_calls(&dir)
-    );
-    assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
-}
-
-#[tokio::test]
-async fn sigterm_restores_the_fault_before_exit() {
-    let (dir, code) = interrupt_child("sigterm", libc::SIGTERM).await;
-    assert_eq!(code, Some(143));
-    assert!(
-        runtime_calls(&dir).contains("start dive-hub-opa"),
-        "restored at exit: {}",
-        runtime_calls(&dir)
-    );
+async fn a_signal_restores_the_fault_before_exit(#[case] signal: libc::c_int, #[case] exit_code: i32) {
+    let (dir, code) = interrupt_child(&format!("signal-{signal}"), signal).await;
+    assert_eq!(code, Some(exit_code));
+    let calls = runtime_calls(&dir);
+    assert!(calls.contains("start dive-hub-opa"), "restored at exit: {calls}");
     assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
 }
 

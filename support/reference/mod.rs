@@ -369,19 +369,9 @@ impl Reference {
             };
         }
         let url = self.redis(spec)?.url();
-        let ping = async {
-            let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-            let mut conn = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| e.to_string())?;
-            ::redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let ping = redis::ping(&url);
         match tokio::time::timeout(PATIENCE, ping).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("redis {url}: {e}")),
             Err(_) => Err(format!("redis {url}: no answer within {PATIENCE:?}")),
         }

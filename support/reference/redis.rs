@@ -155,15 +155,7 @@ impl LocalRedis {
                 if self.exited() {
                     return Ok(false);
                 }
-                let client = ::redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-                let mut conn = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                ::redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                ping(&url).await?;
                 Ok(true)
             },
         )
@@ -291,6 +283,20 @@ impl DockerRedis {
         };
         result.map_err(|e| format!("redis container: {e}"))
     }
+}
+
+/// One `PING` on a fresh connection: whether the Redis at `url` answers.
+pub async fn ping(url: &str) -> Result<(), String> {
+    let client = ::redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    ::redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// True when a Docker daemon answers on `socket`.
