@@ -351,3 +351,40 @@ async fn child_runs_a_scenario() {
     });
     verdict.await.must_pass();
 }
+
+// ------------------------------------------------------------------ fault kinds
+
+#[rstest::rstest]
+#[case::paused_opa(Service::Opa, FaultKind::Pause)]
+#[case::killed_keycloak(Service::Keycloak, FaultKind::Kill)]
+#[case::paused_redis(Service::Redis, FaultKind::Pause)]
+#[case::killed_blacklist(Service::BlacklistRedis, FaultKind::Kill)]
+#[case::stopped_backend(Service::Backend, FaultKind::Stop)]
+#[tokio::test]
+async fn every_fault_kind_takes_effect_and_is_undone(#[case] service: Service, #[case] kind: FaultKind) {
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let hub = dive.hub();
+    // `fault` returns only once the service has stopped answering its probe.
+    let fault = hub.fault(service, kind).await.expect("the fault takes effect");
+    let restored = fault.restore().await.expect("the service answers again");
+    assert!(
+        restored.took < Duration::from_secs(30),
+        "restored in {:?}",
+        restored.took
+    );
+    let healthy = eventually(
+        "hub healthy again",
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+        || async {
+            match hub.detailed().await {
+                Ok(d) if d.status == Overall::Healthy => Ok(()),
+                Ok(d) => Err(d.summary()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    );
+    healthy.await.expect("steady state after the restore");
+}
