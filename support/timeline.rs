@@ -206,7 +206,7 @@ pub fn render(j: &Journal) -> String {
     let events_lane_h = 40.0;
     let lanes_bottom = lanes_top + lanes.len() as f64 * (LANE_H + LANE_GAP) + events_lane_h;
     let axis_y = lanes_bottom + 4.0;
-    let legend_y = axis_y + 36.0;
+    let legend_y = axis_y + 52.0;
     let findings: Vec<_> = j.findings.iter().map(|f| f.to_string()).collect();
     let height = legend_y + 24.0 + findings.len() as f64 * 16.0 + 12.0;
 
@@ -257,33 +257,11 @@ pub fn render(j: &Journal) -> String {
     }
     let _ = write!(
         s,
-        r#"<line class="axis" x1="{LEFT}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="{INK}"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}" font-style="italic">time since the scenario started</text>"#,
+        r#"<line class="axis" x1="{LEFT}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="{INK}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{INK}" font-style="italic">time since the scenario started</text>"#,
         WIDTH - RIGHT,
-        WIDTH - RIGHT,
-        axis_y + 30.0
+        LEFT + plot_w / 2.0,
+        axis_y + 32.0
     );
-
-    // Fault windows, shaded behind the lanes.
-    for (spec, from, to, restore_ms) in &windows {
-        let (x0, x1) = (x(*from), x(*to));
-        let restore = restore_ms.map_or("not restored in this journal".to_string(), |r| {
-            format!("restore took {}", dur(r))
-        });
-        let _ = write!(
-            s,
-            r##"<g class="fault" data-fault="{}" data-from-ms="{from}" data-to-ms="{to}"><title>fault {}: {} to {} ({restore})</title><rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{RED}" fill-opacity="0.09" stroke="{RED}" stroke-opacity="0.5" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" fill="#b71c1c" font-weight="bold">fault: {}</text></g>"##,
-            esc(spec),
-            esc(spec),
-            dur(*from),
-            dur(*to),
-            lanes_top - 4.0,
-            (x1 - x0).max(1.0),
-            lanes_bottom - lanes_top + 4.0,
-            x0 + 4.0,
-            lanes_top - 8.0,
-            esc(spec)
-        );
-    }
 
     // One lane per watched thing, bands coloured by state.
     for (i, lane) in lanes.iter().enumerate() {
@@ -323,6 +301,28 @@ pub fn render(j: &Journal) -> String {
         s.push_str("</g>");
     }
 
+    // Fault windows, over the lanes: translucent, so the states stay readable inside them.
+    for (spec, from, to, restore_ms) in &windows {
+        let (x0, x1) = (x(*from), x(*to));
+        let restore = restore_ms.map_or("not restored in this journal".to_string(), |r| {
+            format!("restore took {}", dur(r))
+        });
+        let _ = write!(
+            s,
+            r##"<g class="fault" data-fault="{}" data-from-ms="{from}" data-to-ms="{to}"><title>fault {}: {} to {} ({restore})</title><rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#7f0000" fill-opacity="0.22" stroke="#7f0000" stroke-opacity="0.8" stroke-width="1.5" stroke-dasharray="5 3"/><text x="{:.1}" y="{:.1}" fill="#b71c1c" font-weight="bold">fault: {}</text></g>"##,
+            esc(spec),
+            esc(spec),
+            dur(*from),
+            dur(*to),
+            lanes_top - 4.0,
+            (x1 - x0).max(1.0),
+            lanes_bottom - lanes_top + 4.0,
+            x0 + 4.0,
+            lanes_top - 8.0,
+            esc(spec)
+        );
+    }
+
     // The scenario's steps: preflight, fault, restore, postcheck, as ticks with labels.
     let ev_y = lanes_top + lanes.len() as f64 * (LANE_H + LANE_GAP);
     let _ = write!(
@@ -345,17 +345,21 @@ pub fn render(j: &Journal) -> String {
         };
         let ex = x(e.t_ms);
         // Alternate two label rows so steps close in time stay readable.
-        let ly = ev_y + 14.0 + (step_no % 2) as f64 * 14.0;
+        let ly = ev_y + 14.0 + (step_no % 2) as f64 * 16.0;
         step_no += 1;
+        let (lx, anchor) = if ex + 8.0 + 6.5 * label.len() as f64 > WIDTH {
+            (ex - 7.0, "end")
+        } else {
+            (ex + 7.0, "start")
+        };
         let _ = write!(
             s,
-            r#"<g class="step" data-kind="{}" data-t-ms="{}"><title>{} at {}</title><path d="M{ex:.1} {:.1} l5 6 l-5 6 l-5 -6 z" fill="{colour}"/><text x="{:.1}" y="{ly:.1}" fill="{INK}" font-size="11">{}</text></g>"#,
+            r#"<g class="step" data-kind="{}" data-t-ms="{}"><title>{} at {}</title><path d="M{ex:.1} {:.1} l5 6 l-5 6 l-5 -6 z" fill="{colour}"/><text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}" fill="{INK}" font-size="11">{}</text></g>"#,
             kind_name(&e.kind),
             e.t_ms,
             esc(&e.text),
             dur(e.t_ms),
-            ev_y + 2.0,
-            ex + 7.0,
+            ly - 10.0,
             esc(&label)
         );
     }
@@ -430,7 +434,7 @@ pub fn render(j: &Journal) -> String {
     }
     let _ = write!(
         s,
-        r##"<rect x="{lx:.1}" y="{:.1}" width="14" height="12" fill="{RED}" fill-opacity="0.09" stroke="{RED}" stroke-dasharray="3 2"/><text x="{:.1}" y="{legend_y:.1}" fill="{INK}">fault window</text>"##,
+        r##"<rect x="{lx:.1}" y="{:.1}" width="14" height="12" fill="#7f0000" fill-opacity="0.22" stroke="#7f0000" stroke-dasharray="3 2"/><text x="{:.1}" y="{legend_y:.1}" fill="{INK}">fault window</text>"##,
         legend_y - 10.0,
         lx + 18.0
     );
