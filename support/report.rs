@@ -77,7 +77,7 @@ fn cells(r: &Row) -> [String; 6] {
 
 /// The table for a terminal: aligned columns, long cells cut so a row stays on one line.
 pub fn text_table(rows: &[Row]) -> String {
-    const MAX: [usize; 6] = [14, 40, 48, 9, 12, 90];
+    const MAX: [usize; 6] = [14, 54, 48, 9, 12, 90];
     let cut = |s: &str, max: usize| -> String {
         if s.chars().count() > max {
             s.chars().take(max - 3).chain("...".chars()).collect()

@@ -78,20 +78,23 @@ fn dur(ms: u64) -> String {
     secs(Duration::from_millis(ms))
 }
 
-/// One lane: a label and the states it went through, as (time, state name, colour).
+/// The states a lane went through: (time in ms, state name, colour).
+type Changes = Vec<(u64, String, &'static str)>;
+
+/// One lane: a label and the states it went through.
 struct Lane {
     label: String,
     class: &'static str,
-    changes: Vec<(u64, String, &'static str)>,
+    changes: Changes,
 }
 
 /// The lanes of a journal in the order they were first seen: per instance its health then its
 /// breakers, then the alerts.
 fn lanes(j: &Journal) -> Vec<Lane> {
     let mut instances: Vec<String> = Vec::new();
-    let mut health: BTreeMap<String, Vec<(u64, String, &'static str)>> = BTreeMap::new();
-    let mut breakers: BTreeMap<(String, Breaker), Vec<(u64, String, &'static str)>> = BTreeMap::new();
-    let mut alerts: Vec<(String, Vec<(u64, String, &'static str)>)> = Vec::new();
+    let mut health: BTreeMap<String, Changes> = BTreeMap::new();
+    let mut breakers: BTreeMap<(String, Breaker), Changes> = BTreeMap::new();
+    let mut alerts: Vec<(String, Changes)> = Vec::new();
     for e in &j.events {
         match &e.kind {
             EventKind::HealthChanged { instance, to, .. } => {
