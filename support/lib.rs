@@ -29,6 +29,7 @@ pub mod prelude {
     pub use crate::deployment::{Deployment, Instance};
     pub use crate::fault::{FaultKind, Service};
     pub use crate::finding::{Defect, Finding};
+    pub use crate::journal::AlertState;
     pub use crate::model::{Breaker, BreakerState, Overall, Probe};
     pub use crate::scenario::{Scenario, TICK, Verdict, run, run_on};
 }

@@ -147,10 +147,10 @@ impl Scenario {
         self.journal.event(at, text, kind);
     }
 
+    /// Moves the observed changes into the journal (they were printed when seen).
     fn flush_observations(&mut self) {
         let pending = std::mem::take(&mut self.observer.get_mut().unwrap_or_else(PoisonError::into_inner).pending);
         for (at, text, kind) in pending {
-            eprintln!("[{}] {text}", self.requirement.id);
             self.journal.event(at, text, kind);
         }
     }
@@ -160,20 +160,25 @@ impl Scenario {
     /// transition the polls saw.
     pub async fn detailed(&self, inst: &Instance) -> Result<Detailed, HttpError> {
         let d = inst.detailed().await?;
-        self.observer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .detailed(Instant::now(), &inst.code, &d);
+        let mut observer = self.observer.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = observer.pending.len();
+        observer.detailed(Instant::now(), &inst.code, &d);
+        // Printed now rather than at the flush, so the test's output keeps the order of events.
+        for (_, text, _) in &observer.pending[seen..] {
+            eprintln!("[{}] {text}", self.requirement.id);
+        }
         Ok(d)
     }
 
     /// Journals the state of an alert when it differs from the last one recorded for it.
     /// `alert` names the alert and what tells its instances apart: `CircuitBreakerOpen{service=opa}`.
     pub fn alert_state(&mut self, alert: &str, state: AlertState) {
-        self.observer
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .alert(Instant::now(), alert, state);
+        let observer = self.observer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let seen = observer.pending.len();
+        observer.alert(Instant::now(), alert, state);
+        for (_, text, _) in &observer.pending[seen..] {
+            eprintln!("[{}] {text}", self.requirement.id);
+        }
         self.flush_observations();
     }
 
@@ -533,4 +538,53 @@ where
     ));
     let result = body(&deployment, &mut scenario).await;
     scenario.finish(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detailed(status: &str, opa: &str) -> Detailed {
+        let closed = r#"{"state":"CLOSED","failures":0,"rejectCount":0}"#;
+        let body = format!(
+            r#"{{"status":"{status}","timestamp":"t","circuitBreakers":{{"opa":{{"state":"{opa}","failures":0,"rejectCount":0}},"keycloak":{closed},"mongodb":{closed},"kas":{closed}}}}}"#
+        );
+        serde_json::from_str(&body).expect("a detailed body")
+    }
+
+    #[test]
+    fn the_observer_journals_first_sight_and_changes_only() {
+        let mut o = Observer::default();
+        let now = Instant::now();
+        o.detailed(now, "USA", &detailed("healthy", "CLOSED"));
+        assert_eq!(o.pending.len(), 5, "first sight: health and four breakers");
+        o.detailed(now, "USA", &detailed("healthy", "CLOSED"));
+        assert_eq!(o.pending.len(), 5, "nothing changed");
+        o.detailed(now, "USA", &detailed("unhealthy", "OPEN"));
+        let texts: Vec<&str> = o.pending[5..].iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["USA status healthy -> unhealthy", "USA opa breaker CLOSED -> OPEN"]
+        );
+        // The error fallback has no breakers: the last states stand.
+        let fallback: Detailed =
+            serde_json::from_str(r#"{"status":"unhealthy","timestamp":"t","error":"x"}"#).expect("fallback");
+        o.detailed(now, "USA", &fallback);
+        assert_eq!(o.pending.len(), 7);
+        o.alert(now, "CircuitBreakerOpen{service=opa}", AlertState::Firing);
+        o.alert(now, "CircuitBreakerOpen{service=opa}", AlertState::Firing);
+        assert!(matches!(
+            o.pending.last(),
+            Some((
+                _,
+                _,
+                EventKind::AlertChanged {
+                    from: None,
+                    to: AlertState::Firing,
+                    ..
+                }
+            ))
+        ));
+        assert_eq!(o.pending.len(), 8);
+    }
 }
