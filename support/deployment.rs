@@ -518,8 +518,14 @@ impl Deployment {
         let config = must_config();
         sweep_ledger(config).await;
         let started = Instant::now();
-        let profile = behaviour.profile.name();
         let defects = behaviour.defects();
+        // Name the reference-only defects a self-check added, so its journal says what it ran.
+        let added: Vec<String> = defects
+            .iter()
+            .filter(|d| format!("{d}").starts_with('R'))
+            .map(|d| format!(" + {d}"))
+            .collect();
+        let profile = format!("{}{}", behaviour.profile.name(), added.concat());
         let spokes: Vec<&str> = if with_spokes {
             config.spokes.iter().map(String::as_str).collect()
         } else {

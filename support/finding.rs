@@ -3,11 +3,11 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Known defects. `D*` are DIVE's own (contract section 11); `R*` exist only in the reference
 /// deployment, to prove that a scenario catches a class of fault DIVE does not happen to ship.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Defect {
     D1,
     D2,
@@ -66,7 +66,7 @@ impl fmt::Display for Defect {
 }
 
 /// How much a finding weighs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Severity {
     /// The steady state did not hold before the fault; nothing was injected.
     Precondition,
@@ -76,7 +76,7 @@ pub enum Severity {
     Note,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub severity: Severity,
     pub defect: Option<Defect>,

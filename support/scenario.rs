@@ -3,17 +3,21 @@
 //! body records measurements and findings on the [`Scenario`] it is handed.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::must_config;
 use crate::deployment::{Deployment, Instance};
 use crate::diagnose;
-use crate::fault::{FaultGuard, Restored};
+use crate::fault::{FaultGuard, FaultKind, Restored, Service};
 use crate::finding::{Defect, Finding, Severity};
-use crate::journal::Journal;
-use crate::model::{Breaker, BreakerState, Detailed, Overall};
+use crate::http::HttpError;
+use crate::journal::{AlertState, EventKind, Journal, Outcome, ms};
+use crate::model::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
 use crate::poll::{Broke, Held, eventually, holds_for, secs};
+use crate::report;
 use crate::slo::{Budget, Requirement, requirement};
 use crate::traffic::{Pump, Traffic};
 
@@ -26,6 +30,75 @@ pub struct Scenario {
     pub time_scale: f64,
     journal: Journal,
     findings: Vec<Finding>,
+    /// Behind a lock because the polls observe through `&self` while they borrow the scenario.
+    observer: Mutex<Observer>,
+}
+
+/// The last state seen of every health status, breaker and alert, so that only changes are
+/// journaled. Changes wait in `pending` until the scenario next records something.
+#[derive(Default)]
+struct Observer {
+    health: HashMap<String, Overall>,
+    breakers: HashMap<(String, Breaker), BreakerState>,
+    alerts: HashMap<String, AlertState>,
+    pending: Vec<(Instant, String, EventKind)>,
+}
+
+impl Observer {
+    fn detailed(&mut self, at: Instant, instance: &str, d: &Detailed) {
+        let from = self.health.insert(instance.to_string(), d.status);
+        if from != Some(d.status) {
+            let text = match from {
+                Some(from) => format!("{instance} status {from} -> {}", d.status),
+                None => format!("{instance} status {}", d.status),
+            };
+            let kind = EventKind::HealthChanged {
+                instance: instance.to_string(),
+                from,
+                to: d.status,
+            };
+            self.pending.push((at, text, kind));
+        }
+        // The error fallback has no breakers: keep the last states seen rather than invent one.
+        let Some(breakers) = &d.circuit_breakers else {
+            return;
+        };
+        for breaker in Breaker::ALL {
+            let to = breakers.get(breaker).state;
+            let from = self.breakers.insert((instance.to_string(), breaker), to);
+            if from == Some(to) {
+                continue;
+            }
+            let text = match from {
+                Some(from) => format!("{instance} {breaker} breaker {from} -> {to}"),
+                None => format!("{instance} {breaker} breaker {to}"),
+            };
+            let kind = EventKind::BreakerChanged {
+                instance: instance.to_string(),
+                breaker,
+                from,
+                to,
+            };
+            self.pending.push((at, text, kind));
+        }
+    }
+
+    fn alert(&mut self, at: Instant, alert: &str, to: AlertState) {
+        let from = self.alerts.insert(alert.to_string(), to);
+        if from == Some(to) {
+            return;
+        }
+        let text = match from {
+            Some(from) => format!("alert {alert} {from} -> {to}"),
+            None => format!("alert {alert} {to}"),
+        };
+        let kind = EventKind::AlertChanged {
+            alert: alert.to_string(),
+            from,
+            to,
+        };
+        self.pending.push((at, text, kind));
+    }
 }
 
 impl Scenario {
@@ -33,8 +106,9 @@ impl Scenario {
         Scenario {
             requirement,
             time_scale: deployment.time_scale,
-            journal: Journal::new(requirement.id, &deployment.target),
+            journal: Journal::new(requirement.id, requirement.text, &deployment.target),
             findings: Vec::new(),
+            observer: Mutex::new(Observer::default()),
         }
     }
 
@@ -63,14 +137,73 @@ impl Scenario {
     pub fn event(&mut self, text: impl Into<String>) {
         let text = text.into();
         eprintln!("[{}] {text}", self.requirement.id);
-        self.journal.event(Instant::now(), text);
+        self.record(Instant::now(), text, EventKind::Note);
     }
 
     /// A line the operator always sees, even when the test passes (written past libtest's capture).
     pub fn report(&mut self, line: impl Into<String>) {
         let line = line.into();
         let _ = writeln!(std::io::stderr(), "[{}] {line}", self.requirement.id);
-        self.journal.event(Instant::now(), line);
+        self.record(Instant::now(), line, EventKind::Note);
+    }
+
+    /// Journals a typed event, after the changes the polls observed before it.
+    fn record(&mut self, at: Instant, text: String, kind: EventKind) {
+        self.flush_observations();
+        self.journal.event(at, text, kind);
+    }
+
+    /// Moves the observed changes into the journal (they were printed when seen).
+    fn flush_observations(&mut self) {
+        let pending = std::mem::take(&mut self.observer.get_mut().unwrap_or_else(PoisonError::into_inner).pending);
+        for (at, text, kind) in pending {
+            self.journal.event(at, text, kind);
+        }
+    }
+
+    /// `GET {health}/detailed` on `inst`, journaling every change of status or breaker state it
+    /// shows. Every poll of the scenario reads health through here, so the timeline sees each
+    /// transition the polls saw.
+    pub async fn detailed(&self, inst: &Instance) -> Result<Detailed, HttpError> {
+        let d = inst.detailed().await?;
+        let mut observer = self.observer.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = observer.pending.len();
+        observer.detailed(Instant::now(), &inst.code, &d);
+        // Printed now rather than at the flush, so the test's output keeps the order of events.
+        for (_, text, _) in &observer.pending[seen..] {
+            eprintln!("[{}] {text}", self.requirement.id);
+        }
+        Ok(d)
+    }
+
+    /// One breaker's stats on `inst`, read (and observed) through [`Scenario::detailed`].
+    pub async fn breaker(&self, inst: &Instance, breaker: Breaker) -> Result<BreakerStats, String> {
+        let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
+        d.circuit_breakers.map(|b| b.get(breaker)).ok_or_else(|| d.summary())
+    }
+
+    /// Journals the state of an alert when it differs from the last one recorded for it.
+    /// `alert` names the alert and what tells its instances apart: `CircuitBreakerOpen{service=opa}`.
+    pub fn alert_state(&mut self, alert: &str, state: AlertState) {
+        let observer = self.observer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let seen = observer.pending.len();
+        observer.alert(Instant::now(), alert, state);
+        for (_, text, _) in &observer.pending[seen..] {
+            eprintln!("[{}] {text}", self.requirement.id);
+        }
+        self.flush_observations();
+    }
+
+    /// Applies one fault to one of `inst`'s services and journals when it took effect.
+    pub async fn fault(&mut self, inst: &Instance, service: Service, kind: FaultKind) -> Result<FaultGuard, Finding> {
+        let guard = inst.fault(service, kind).await?;
+        let fault = guard.spec().clone();
+        self.record(
+            guard.applied_at(),
+            format!("fault applied: {fault}"),
+            EventKind::FaultApplied { fault },
+        );
+        Ok(guard)
     }
 
     /// Says what the next wait probes and for how long: visible in a dry run, journaled always.
@@ -85,7 +218,8 @@ impl Scenario {
     /// Prints a measurement next to its budget, pass or fail; over budget is a finding.
     pub fn measured(&mut self, what: &str, measured: Duration, budget: Budget) -> bool {
         self.report(budget.line(what, measured));
-        self.journal.measurement(what, measured, Some(budget.limit));
+        self.journal
+            .measurement(what, measured, Some((budget.label, budget.limit)));
         let within = measured <= budget.limit;
         if !within {
             self.finding(Finding::fail(format!(
@@ -121,8 +255,8 @@ impl Scenario {
                 .defect(Defect::D9),
             );
         }
-        let d = inst
-            .detailed()
+        let d = self
+            .detailed(inst)
             .await
             .map_err(|e| Finding::precondition(format!("{} health API: {e}", inst.code)))?;
         let breakers = d
@@ -139,7 +273,13 @@ impl Scenario {
                 d.summary()
             )));
         }
-        self.event(format!("preflight: {} healthy, every breaker CLOSED", inst.code));
+        self.record(
+            Instant::now(),
+            format!("preflight: {} healthy, every breaker CLOSED", inst.code),
+            EventKind::Preflight {
+                instance: inst.code.clone(),
+            },
+        );
         Ok(())
     }
 
@@ -149,16 +289,31 @@ impl Scenario {
         let started = Instant::now();
         // The slowest breaker re-admits a call 60 s after its last failure; 90 s leaves room.
         let deadline = Duration::from_secs(90).mul_f64(self.time_scale) + Duration::from_secs(3);
-        match self.steady(inst, deadline).await {
-            Ok(()) => self.event(format!(
-                "postcheck: {} healthy, every breaker CLOSED after {}",
-                inst.code,
-                secs(started.elapsed())
-            )),
-            Err(t) => self.finding(Finding::fail(format!(
-                "the system did not return to steady state after the restore: {t} (traffic: {})",
-                traffic.tally_since(started)
-            ))),
+        let settled = self.steady(inst, deadline).await;
+        let postcheck = EventKind::Postcheck {
+            instance: inst.code.clone(),
+            settled: settled.is_ok(),
+        };
+        match settled {
+            Ok(()) => {
+                let text = format!(
+                    "postcheck: {} healthy, every breaker CLOSED after {}",
+                    inst.code,
+                    secs(started.elapsed())
+                );
+                self.record(Instant::now(), text, postcheck);
+            }
+            Err(t) => {
+                self.record(
+                    Instant::now(),
+                    format!("postcheck: {} did not settle", inst.code),
+                    postcheck,
+                );
+                self.finding(Finding::fail(format!(
+                    "the system did not return to steady state after the restore: {t} (traffic: {})",
+                    traffic.tally_since(started)
+                )));
+            }
         }
     }
 
@@ -183,7 +338,7 @@ impl Scenario {
             secs(budget.deadline())
         ));
         let reached = eventually(&what, TICK, budget.deadline(), || async {
-            let d = inst.detailed().await.map_err(|e| e.to_string())?;
+            let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
             let stats = d.circuit_breakers.map(|b| b.get(breaker));
             let summary = d.summary();
             last.replace(Some(d));
@@ -241,7 +396,7 @@ impl Scenario {
         ));
         let reached = eventually(&what, TICK, deadline, async || {
             let sent = traffic.send().await;
-            let stats = inst.breaker(breaker).await?;
+            let stats = self.breaker(inst, breaker).await?;
             if last.is_some_and(|l| l != stats.state) {
                 let from = last.map_or(String::new(), |l| l.to_string());
                 moves.push((
@@ -307,7 +462,7 @@ impl Scenario {
             secs(window)
         ));
         holds_for(&what, TICK, window, async || {
-            let stats = inst.breaker(breaker).await?;
+            let stats = self.breaker(inst, breaker).await?;
             if keep(stats.state) {
                 Ok(stats.to_string())
             } else {
@@ -356,7 +511,7 @@ impl Scenario {
             TICK,
             deadline,
             || async {
-                let d = inst.detailed().await.map_err(|e| e.to_string())?;
+                let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
                 let closed = d
                     .circuit_breakers
                     .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed));
@@ -388,7 +543,7 @@ impl Scenario {
             secs(deadline)
         ));
         let reached = eventually(&what, TICK, deadline, || async {
-            let d = inst.detailed().await.map_err(|e| e.to_string())?;
+            let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
             let done = d.status == want;
             let summary = d.summary();
             last.replace(Some(d));
@@ -424,7 +579,7 @@ impl Scenario {
             secs(window)
         ));
         let held = holds_for(&what, TICK, window, || async {
-            let d = inst.detailed().await.map_err(|e| e.to_string())?;
+            let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
             let t = pump.tally_since(since);
             if d.status == Overall::Unhealthy {
                 Err(format!("status {}", d.summary()))
@@ -626,9 +781,16 @@ impl Scenario {
 
     /// Restores a fault and journals how long the service took to answer again.
     pub async fn restore(&mut self, fault: FaultGuard) -> Result<Restored, Finding> {
-        let spec = fault.spec().to_string();
+        let spec = fault.spec().clone();
         let restored = fault.restore().await.map_err(Finding::fail)?;
-        self.event(format!("restored: {spec}; answering after {}", secs(restored.took)));
+        self.record(
+            restored.answered_at,
+            format!("restored: {spec}; answering after {}", secs(restored.took)),
+            EventKind::FaultRestored {
+                fault: spec,
+                restore_ms: ms(restored.took),
+            },
+        );
         Ok(restored)
     }
 
@@ -636,14 +798,11 @@ impl Scenario {
         if let Err(f) = result {
             self.finding(f);
         }
-        let failed = self.findings.iter().any(|f| f.severity != Severity::Note);
-        self.journal.verdict = if failed { "fail" } else { "pass" }.to_string();
+        self.flush_observations();
+        self.journal.verdict = Outcome::of(&self.findings);
         self.journal.findings = self.findings.clone();
         let dir = must_config().state_dir.join(&must_config().run_id);
-        match self.journal.write(&dir) {
-            Ok(path) => eprintln!("journal: {}", path.display()),
-            Err(e) => eprintln!("journal not written: {e}"),
-        }
+        report::scenario_finished(&self.journal, &dir);
         Verdict {
             requirement: self.requirement.id,
             target: self.journal.target.clone(),
@@ -741,4 +900,53 @@ where
     }
     let result = body(&deployment, &mut scenario).await;
     scenario.finish(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detailed(status: &str, opa: &str) -> Detailed {
+        let closed = r#"{"state":"CLOSED","failures":0,"rejectCount":0}"#;
+        let body = format!(
+            r#"{{"status":"{status}","timestamp":"t","circuitBreakers":{{"opa":{{"state":"{opa}","failures":0,"rejectCount":0}},"keycloak":{closed},"mongodb":{closed},"kas":{closed}}}}}"#
+        );
+        serde_json::from_str(&body).expect("a detailed body")
+    }
+
+    #[test]
+    fn the_observer_journals_first_sight_and_changes_only() {
+        let mut o = Observer::default();
+        let now = Instant::now();
+        o.detailed(now, "USA", &detailed("healthy", "CLOSED"));
+        assert_eq!(o.pending.len(), 5, "first sight: health and four breakers");
+        o.detailed(now, "USA", &detailed("healthy", "CLOSED"));
+        assert_eq!(o.pending.len(), 5, "nothing changed");
+        o.detailed(now, "USA", &detailed("unhealthy", "OPEN"));
+        let texts: Vec<&str> = o.pending[5..].iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["USA status healthy -> unhealthy", "USA opa breaker CLOSED -> OPEN"]
+        );
+        // The error fallback has no breakers: the last states stand.
+        let fallback: Detailed =
+            serde_json::from_str(r#"{"status":"unhealthy","timestamp":"t","error":"x"}"#).expect("fallback");
+        o.detailed(now, "USA", &fallback);
+        assert_eq!(o.pending.len(), 7);
+        o.alert(now, "CircuitBreakerOpen{service=opa}", AlertState::Firing);
+        o.alert(now, "CircuitBreakerOpen{service=opa}", AlertState::Firing);
+        assert!(matches!(
+            o.pending.last(),
+            Some((
+                _,
+                _,
+                EventKind::AlertChanged {
+                    from: None,
+                    to: AlertState::Firing,
+                    ..
+                }
+            ))
+        ));
+        assert_eq!(o.pending.len(), 8);
+    }
 }

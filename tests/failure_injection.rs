@@ -10,7 +10,7 @@ async fn opa_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, budget) = (d.hub(), s.budget());
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
         .await;
     s.restore(opa).await?;
@@ -23,7 +23,7 @@ async fn keycloak_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
     let (hub, budget) = (d.hub(), s.budget());
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let keycloak = hub.fault(Service::Keycloak, FaultKind::Stop).await?;
+    let keycloak = s.fault(hub, Service::Keycloak, FaultKind::Stop).await?;
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, budget.deadline()).await {
         s.finding(keycloak_down_status(last));
     }
@@ -58,7 +58,7 @@ async fn mongodb_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
     let (hub, budget) = (d.hub(), s.budget());
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let mongodb = hub.fault(Service::Mongodb, FaultKind::Stop).await?;
+    let mongodb = s.fault(hub, Service::Mongodb, FaultKind::Stop).await?;
     s.breaker_reaches(hub, &traffic, Breaker::Mongodb, BreakerState::Open, budget)
         .await;
     if let Err(last) = s.status_reaches(hub, Overall::Unhealthy, budget.deadline()).await {
@@ -78,7 +78,7 @@ async fn redis_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> 
     let window = s.budget_for("4.1-redis window", std::time::Duration::from_secs(20));
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let redis = hub.fault(Service::Redis, FaultKind::Stop).await?;
+    let redis = s.fault(hub, Service::Redis, FaultKind::Stop).await?;
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, window.deadline()).await {
         let seen = last.map_or("no answer".to_string(), |d| d.summary());
         s.finding(Finding::fail(format!(

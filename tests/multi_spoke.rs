@@ -98,7 +98,7 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str) -> Resul
         .copied()
         .filter(|i| hub_enforces.iter().any(|(c, r)| *c == i.code && r.is_ok()))
         .collect();
-    let store = hub.fault(Service::BlacklistRedis, FaultKind::Stop).await?;
+    let store = s.fault(hub, Service::BlacklistRedis, FaultKind::Stop).await?;
     s.restore(store).await?;
     for (code, result) in s.rejected_everywhere(&enforcing, &token, budget).await {
         if let Err(seen) = result {
@@ -127,7 +127,7 @@ async fn one_spoke_down_others_unaffected(d: &Deployment, s: &mut Scenario) -> R
     for inst in &others {
         pumps.push(inst.traffic().await?.pump(TICK));
     }
-    let down = tst.fault(Service::Stack, FaultKind::Stop).await?;
+    let down = s.fault(tst, Service::Stack, FaultKind::Stop).await?;
     let since = Instant::now();
     let hub = d.hub();
     s.spoke_listed(hub, "TST", true, listed_within).await.ok_or_else(|| {
@@ -181,7 +181,7 @@ async fn federation_survives_hub_keycloak_outage(d: &Deployment, s: &mut Scenari
             )));
         }
     }
-    let keycloak = hub.fault(Service::Keycloak, FaultKind::Stop).await?;
+    let keycloak = s.fault(hub, Service::Keycloak, FaultKind::Stop).await?;
     if let Err(broke) = s.accepted_everywhere(&everyone, &issued, window.limit).await {
         s.finding(
             Finding::fail(format!(

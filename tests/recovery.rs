@@ -22,7 +22,7 @@ async fn recover(
 ) -> Result<Recovery, Finding> {
     let (budget, open_budget) = (s.budget_of(close_within), s.budget_of(open_within));
     let pump = hub.traffic().await?.pump(TICK);
-    let fault = hub.fault(service, FaultKind::Stop).await?;
+    let fault = s.fault(hub, service, FaultKind::Stop).await?;
     if s.breaker_reaches(hub, &pump, breaker, BreakerState::Open, open_budget)
         .await
         .is_none()
@@ -80,7 +80,7 @@ async fn no_traffic_no_recovery(d: &Deployment, s: &mut Scenario) -> Result<(), 
     );
     s.preflight(hub).await?;
     let pump = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     if s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, open_budget)
         .await
         .is_none()
@@ -113,7 +113,7 @@ async fn all_non_critical_recover(d: &Deployment, s: &mut Scenario) -> Result<()
     let pump = hub.traffic().await?.pump(TICK);
     let mut faults = Vec::new();
     for service in [Service::Keycloak, Service::Redis, Service::BlacklistRedis, Service::Kas] {
-        faults.push(hub.fault(service, FaultKind::Stop).await?);
+        faults.push(s.fault(hub, service, FaultKind::Stop).await?);
     }
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, window.deadline()).await {
         let seen = last.map_or("no answer".to_string(), |d| d.summary());
@@ -150,8 +150,8 @@ async fn only_opa_back(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> 
     );
     s.preflight(hub).await?;
     let pump = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
-    let keycloak = hub.fault(Service::Keycloak, FaultKind::Stop).await?;
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    let keycloak = s.fault(hub, Service::Keycloak, FaultKind::Stop).await?;
     let opened = [
         (Breaker::Opa, s.budget_of("4.1-opa")),
         (Breaker::Keycloak, s.budget_of("4.1-kc")),

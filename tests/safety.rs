@@ -252,7 +252,7 @@ async fn wrong_credentials_are_refused_before_any_fault() {
 async fn a_target_not_in_steady_state_fails_as_a_precondition() {
     let dive = Deployment::reference(Profile::Intended).await;
     let verdict = run_on(dive, "4.1-opa", async |d: &Deployment, s: &mut Scenario| {
-        let _down = d.hub().fault(Service::Opa, FaultKind::Stop).await?;
+        let _down = s.fault(d.hub(), Service::Opa, FaultKind::Stop).await?;
         s.preflight(d.hub()).await
     })
     .await;
@@ -344,7 +344,7 @@ async fn child_runs_a_scenario() {
         let (hub, budget) = (d.hub(), s.budget());
         s.preflight(hub).await?;
         let traffic = hub.traffic().await?.pump(TICK);
-        let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+        let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
         s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
             .await;
         s.restore(opa).await.map(|_| ())
