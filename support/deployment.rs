@@ -14,6 +14,7 @@ use crate::fault::{FaultGuard, FaultKind, FaultSpec, Ledger, Service};
 use crate::finding::{Defect, Finding};
 use crate::http::{Http, HttpError, join};
 use crate::model::{Breaker, BreakerStats, Detailed, TokenAnswer};
+use crate::monitor::Monitors;
 use crate::poll::{eventually, secs};
 use crate::reference::Reference;
 use crate::reference::behaviour::Behaviour;
@@ -246,6 +247,8 @@ pub struct Deployment {
     /// The defects this deployment reproduces (reference only; empty for live).
     pub defects: Vec<Defect>,
     instances: Vec<Instance>,
+    /// Prometheus and AlertManager: always for live, on request for the reference.
+    monitors: Option<Monitors>,
     _live_lock: Option<std::fs::File>,
     control: Arc<Control>,
 }
@@ -266,6 +269,15 @@ async fn sweep_ledger(config: &Config) {
 impl Deployment {
     /// The deployment the configuration names.
     pub async fn from_config() -> Result<Deployment, Finding> {
+        Deployment::configured(false).await
+    }
+
+    /// The deployment the configuration names, with Prometheus and AlertManager (phase 4.3).
+    pub async fn from_config_monitored() -> Result<Deployment, Finding> {
+        Deployment::configured(true).await
+    }
+
+    async fn configured(monitored: bool) -> Result<Deployment, Finding> {
         let config = must_config();
         match &config.target {
             Target::Reference(r) => {
@@ -276,7 +288,7 @@ impl Deployment {
                         Runtime::Local
                     }
                 });
-                Deployment::reference_with(Behaviour::of(r.profile, config.time_scale), runtime).await
+                Deployment::reference_with(Behaviour::of(r.profile, config.time_scale), runtime, monitored).await
             }
             Target::Live(live) => Deployment::live(config, live).await,
         }
@@ -285,6 +297,16 @@ impl Deployment {
     /// A reference deployment of `profile`, whatever the configured target (for self-checks).
     pub async fn reference(profile: Profile) -> Result<Deployment, Finding> {
         Deployment::reference_behaving(Behaviour::of(profile, must_config().time_scale)).await
+    }
+
+    /// A monitored reference deployment of `profile`, whatever the configured target (for self-checks).
+    pub async fn reference_monitored(profile: Profile) -> Result<Deployment, Finding> {
+        let behaviour = Behaviour::of(profile, must_config().time_scale);
+        let runtime = match &must_config().target {
+            Target::Reference(r) => r.runtime.unwrap_or(Runtime::Local),
+            Target::Live(_) => Runtime::Local,
+        };
+        Deployment::reference_with(behaviour, runtime, true).await
     }
 
     /// A reference deployment of `profile` with reference-only defects added (for self-checks).
@@ -302,10 +324,10 @@ impl Deployment {
             Target::Reference(r) => r.runtime.unwrap_or(Runtime::Local),
             Target::Live(_) => Runtime::Local,
         };
-        Deployment::reference_with(behaviour, runtime).await
+        Deployment::reference_with(behaviour, runtime, false).await
     }
 
-    async fn reference_with(behaviour: Behaviour, runtime: Runtime) -> Result<Deployment, Finding> {
+    async fn reference_with(behaviour: Behaviour, runtime: Runtime, monitored: bool) -> Result<Deployment, Finding> {
         let config = must_config();
         sweep_ledger(config).await;
         let started = Instant::now();
@@ -322,6 +344,12 @@ impl Deployment {
         .map_err(Finding::precondition)?;
         let http = Http::trusting(reference.ca_pem.as_bytes()).map_err(Finding::precondition)?;
         let health_base = reference.behaviour.health_base.to_string();
+        let monitors = if monitored {
+            let local = reference.start_monitoring().await.map_err(Finding::precondition)?;
+            Some(Monitors::local(local, http.clone(), config.time_scale))
+        } else {
+            None
+        };
         let instances: Vec<_> = reference
             .instances
             .iter()
@@ -356,6 +384,7 @@ impl Deployment {
             time_scale: config.time_scale,
             defects,
             instances,
+            monitors,
             _live_lock: None,
             control,
         };
@@ -374,6 +403,9 @@ impl Deployment {
             )
             .await
             .map_err(|t| Finding::precondition(format!("the reference deployment did not come up: {t}")))?;
+        }
+        if let Some(m) = &deployment.monitors {
+            m.wait_ready().await?;
         }
         eprintln!("started {} in {}", deployment.target, secs(started.elapsed()));
         Ok(deployment)
@@ -404,6 +436,7 @@ impl Deployment {
             }
         };
         let health_base = probe_health_base(&http, &live.hub_backend).await?;
+        let monitors = Monitors::live(&live.prometheus, &live.alertmanager, http.clone());
         let control = Arc::new(Control::Live(LiveControl {
             runtime: live.container_runtime.clone(),
             trust: live.trust.clone(),
@@ -430,6 +463,7 @@ impl Deployment {
             time_scale: 1.0,
             defects: Vec::new(),
             instances: vec![hub],
+            monitors: Some(monitors),
             _live_lock: Some(lock),
             control,
         })
@@ -441,6 +475,16 @@ impl Deployment {
 
     pub fn instances(&self) -> &[Instance] {
         &self.instances
+    }
+
+    /// Prometheus and AlertManager of this deployment; a reference deployment has them only when
+    /// it was started monitored.
+    pub fn monitors(&self) -> Result<&Monitors, Finding> {
+        self.monitors.as_ref().ok_or_else(|| {
+            Finding::precondition(
+                "this deployment was started without monitoring; use Deployment::from_config_monitored",
+            )
+        })
     }
 
     pub fn is_reference(&self) -> bool {

@@ -5,6 +5,7 @@
 //! judge the measurement against a budget from [`slo`]. [`scenario`] ties those steps together,
 //! journals them and turns what went wrong into findings in DIVE's terms.
 
+pub mod alertmanager;
 pub mod config;
 pub mod deployment;
 pub mod diagnose;
@@ -14,7 +15,9 @@ pub mod finding;
 pub mod http;
 pub mod journal;
 pub mod model;
+pub mod monitor;
 pub mod poll;
+pub mod prometheus;
 pub mod reference;
 pub mod scenario;
 pub mod slo;

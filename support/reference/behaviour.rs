@@ -34,6 +34,13 @@ pub struct Behaviour {
     pub cache_outage_fails_authorization: bool,
     /// R3: OPA decisions bypass the opa breaker.
     pub opa_breaker_bypassed: bool,
+    /// Prometheus's `rule_files` glob reaches the rule files (not so: D3).
+    pub rules_loaded: bool,
+    /// AlertManager has the plan's CircuitBreakerOpen -> HighCircuitBreakerRejects inhibition
+    /// (not so: D4).
+    pub cb_inhibition: bool,
+    /// Prometheus also scrapes spoke jobs on stale ports, where nothing answers (D8).
+    pub stale_spoke_targets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,6 +88,9 @@ impl Behaviour {
             breaker_quirk: Quirk::None,
             cache_outage_fails_authorization: false,
             opa_breaker_bypassed: false,
+            rules_loaded: !shipped,
+            cb_inhibition: !shipped,
+            stale_spoke_targets: shipped,
         }
     }
 
@@ -104,11 +114,20 @@ impl Behaviour {
         if !self.resilience_metrics_written {
             out.push(Defect::D2);
         }
+        if !self.rules_loaded {
+            out.push(Defect::D3);
+        }
+        if !self.cb_inhibition {
+            out.push(Defect::D4);
+        }
         if !self.revocation_enforced {
             out.push(Defect::D5);
         }
         if !self.keycloak_down_degrades {
             out.push(Defect::D6);
+        }
+        if self.stale_spoke_targets {
+            out.push(Defect::D8);
         }
         if self.health_base == "/api/health" {
             out.push(Defect::D9);
