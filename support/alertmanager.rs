@@ -141,9 +141,9 @@ pub fn synthetic(run: &str, labels: &[(&str, &str)], lifetime: Duration) -> Post
     }
 }
 
-/// Resolves synthetic alerts at once (an `endsAt` in the past), so they leave the list.
+/// Resolves a synthetic alert at once (`endsAt` now, after its `startsAt`), so it leaves the list.
 pub fn resolved(mut alert: PostableAlert) -> PostableAlert {
-    alert.ends_at = rfc3339(SystemTime::now() - Duration::from_secs(1));
+    alert.ends_at = rfc3339(SystemTime::now());
     alert
 }
 
