@@ -183,7 +183,9 @@ async fn rule_logic(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
             .defect(Defect::D3),
         );
     }
-    let dir = std::env::temp_dir().join(format!("dive-promtool-{}", random_hex()));
+    let dir = dive_resilience::config::must_config()
+        .state_dir
+        .join(format!("promtool-{}", random_hex()));
     match mon.promtool_test_rules(&dir) {
         Ok(out) => {
             let names: Vec<_> = ALERTS.iter().map(|a| a.name).collect();

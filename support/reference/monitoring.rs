@@ -32,7 +32,7 @@ pub struct ScrapeTarget {
     pub address: String,
 }
 
-/// The monitoring pair of one reference deployment.
+/// The monitoring pair of one reference deployment: child processes, or containers.
 pub struct LocalMonitoring {
     pub prometheus: Url,
     pub alertmanager: Url,
