@@ -41,6 +41,9 @@ pub struct LocalMonitoring {
     children: Mutex<Vec<Child>>,
     // Held only so that the containers live as long as the deployment.
     _containers: Vec<ContainerAsync<GenericImage>>,
+    // The stale targets' ports, held so no other process takes them: they accept connections and
+    // never answer, so every scrape of them times out.
+    _stale: Vec<std::net::TcpListener>,
 }
 
 impl Drop for LocalMonitoring {
@@ -181,6 +184,7 @@ pub struct Generated {
     am_port: u16,
     rule_files: Vec<PathBuf>,
     dir: PathBuf,
+    stale: Vec<std::net::TcpListener>,
 }
 
 impl LocalMonitoring {
@@ -260,6 +264,7 @@ impl LocalMonitoring {
             rule_files: g.rule_files,
             children: Mutex::new(Vec::new()),
             _containers: vec![am, prom],
+            _stale: g.stale,
         })
     }
 
@@ -302,9 +307,12 @@ impl LocalMonitoring {
 
         // Stale spoke targets: DIVE's jobs on ports where nothing listens.
         let mut stale = Vec::new();
+        let mut held = Vec::new();
         if behaviour.stale_spoke_targets {
             for (code, _) in STALE_SPOKE_JOBS {
-                let port = free_port().map_err(|e| format!("free port: {e}"))?;
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("stale port: {e}"))?;
+                let port = listener.local_addr().map_err(|e| format!("stale port: {e}"))?.port();
+                held.push(listener);
                 stale.push(ScrapeTarget {
                     job: format!("{code}-backend"),
                     instance: code.to_string(),
@@ -326,6 +334,7 @@ impl LocalMonitoring {
             am_port,
             rule_files,
             dir: dir.to_path_buf(),
+            stale: held,
         })
     }
 
@@ -337,6 +346,7 @@ impl LocalMonitoring {
             am_port,
             rule_files,
             dir,
+            stale,
         } = g;
         let am_addr = format!("127.0.0.1:{am_port}");
         let log = |name: &str| -> Result<Stdio, String> {
@@ -373,6 +383,7 @@ impl LocalMonitoring {
             rule_files,
             children: Mutex::new(children),
             _containers: Vec::new(),
+            _stale: stale,
         };
         let child = spawner.spawn(prom).map_err(|e| format!("prometheus: {e}"))?;
         if let Ok(mut c) = monitoring.children.lock() {
