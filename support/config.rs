@@ -95,6 +95,10 @@ pub struct LiveConfig {
     pub password: Secret,
     /// The program that stops and starts DIVE's containers (`docker` unless overridden).
     pub container_runtime: String,
+    /// DIVE's Prometheus (`PROMETHEUS_URL`; HTTPS at HEAD).
+    pub prometheus: Url,
+    /// DIVE's AlertManager (`ALERTMANAGER_URL`).
+    pub alertmanager: Url,
     /// Backend and Keycloak URLs of each spoke in `Config::spokes`.
     pub spokes: Vec<SpokeUrls>,
     /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
@@ -364,6 +368,8 @@ fn live_config<'a>(
         user: get("DIVE_TEST_USER").unwrap_or("testuser-usa-1").to_string(),
         password: Secret::new(get("DIVE_TEST_PASSWORD").unwrap_or(DEFAULT_TEST_PASSWORD)),
         container_runtime: get("DIVE_CONTAINER_RUNTIME").unwrap_or("docker").to_string(),
+        prometheus: url_var(get, "PROMETHEUS_URL", "http://localhost:9090", allow_remote)?,
+        alertmanager: url_var(get, "ALERTMANAGER_URL", "http://localhost:9093", allow_remote)?,
         spokes: spokes
             .iter()
             .map(|code| spoke_urls(get, code, allow_remote))

@@ -15,6 +15,7 @@ use crate::fault::{FaultGuard, FaultKind, FaultSpec, Ledger, Service};
 use crate::finding::{Defect, Finding};
 use crate::http::{Http, HttpError, join};
 use crate::model::{BlacklistCheck, Blacklisted, Breaker, BreakerStats, Detailed, FederationHealth, TokenAnswer};
+use crate::monitor::Monitors;
 use crate::poll::{eventually, secs};
 use crate::reference::Reference;
 use crate::reference::behaviour::Behaviour;
@@ -394,6 +395,28 @@ impl Access {
     }
 }
 
+/// What a deployment is started with, beyond the hub.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    spokes: bool,
+    monitored: bool,
+}
+
+impl Shape {
+    const HUB: Shape = Shape {
+        spokes: false,
+        monitored: false,
+    };
+    const FEDERATION: Shape = Shape {
+        spokes: true,
+        monitored: false,
+    };
+    const MONITORED: Shape = Shape {
+        spokes: false,
+        monitored: true,
+    };
+}
+
 /// The deployment under test.
 pub struct Deployment {
     pub target: String,
@@ -401,6 +424,8 @@ pub struct Deployment {
     /// The defects this deployment reproduces (reference only; empty for live).
     pub defects: Vec<Defect>,
     instances: Vec<Instance>,
+    /// Prometheus and AlertManager: always for live, on request for the reference.
+    monitors: Option<Monitors>,
     _live_lock: Option<std::fs::File>,
     control: Arc<Control>,
 }
@@ -429,12 +454,17 @@ async fn sweep_ledger(config: &Config) {
 impl Deployment {
     /// The hub of the deployment the configuration names.
     pub async fn from_config() -> Result<Deployment, Finding> {
-        Deployment::configured(false).await
+        Deployment::configured(Shape::HUB).await
     }
 
     /// The hub and the configured spokes (`DIVE_SPOKES`) of the deployment the configuration names.
     pub async fn federation() -> Result<Deployment, Finding> {
-        Deployment::configured(true).await
+        Deployment::configured(Shape::FEDERATION).await
+    }
+
+    /// The deployment the configuration names, with Prometheus and AlertManager (phase 4.3).
+    pub async fn from_config_monitored() -> Result<Deployment, Finding> {
+        Deployment::configured(Shape::MONITORED).await
     }
 
     /// The live hub described by `config` (which need not be this process's configuration).
@@ -445,10 +475,10 @@ impl Deployment {
         }
     }
 
-    async fn configured(spokes: bool) -> Result<Deployment, Finding> {
+    async fn configured(shape: Shape) -> Result<Deployment, Finding> {
         let config = must_config();
         if config.dry_run {
-            return Deployment::rehearsal(config, spokes).await;
+            return Deployment::rehearsal(config, shape).await;
         }
         match &config.target {
             Target::Reference(r) => {
@@ -459,15 +489,15 @@ impl Deployment {
                         Runtime::Local
                     }
                 });
-                Deployment::reference_with(Behaviour::of(r.profile, config.reference_scale()), runtime, spokes).await
+                Deployment::reference_with(Behaviour::of(r.profile, config.reference_scale()), runtime, shape).await
             }
-            Target::Live(live) => Deployment::live(config, live, spokes).await,
+            Target::Live(live) => Deployment::live(config, live, shape.spokes).await,
         }
     }
 
     /// `DIVE_DRY_RUN=1`: the scenario runs on a private reference deployment, and every fault
     /// shows the command it would run on the configured target instead of running it there.
-    async fn rehearsal(config: &Config, spokes: bool) -> Result<Deployment, Finding> {
+    async fn rehearsal(config: &Config, shape: Shape) -> Result<Deployment, Finding> {
         let (target, live) = match &config.target {
             Target::Live(live) => (
                 format!("live DIVE at {}", live.hub_backend),
@@ -479,7 +509,7 @@ impl Deployment {
             Target::Reference(r) => (format!("the reference deployment ({})", r.profile.name()), None),
         };
         let behaviour = Behaviour::of(Profile::Intended, config.reference_scale());
-        let mut deployment = Deployment::reference_with(behaviour, Runtime::Local, spokes).await?;
+        let mut deployment = Deployment::reference_with(behaviour, Runtime::Local, shape).await?;
         let rehearsal = Arc::new(Rehearsal { live });
         for inst in &mut deployment.instances {
             inst.rehearsal = Some(rehearsal.clone());
@@ -496,25 +526,30 @@ impl Deployment {
         Deployment::reference_with_defects(profile, &[]).await
     }
 
+    /// A monitored reference hub of `profile`, whatever the configured target (for self-checks).
+    pub async fn reference_monitored(profile: Profile) -> Result<Deployment, Finding> {
+        Deployment::reference_behaving(behaviour_with(profile, &[]), Shape::MONITORED).await
+    }
+
     /// A reference hub of `profile` with reference-only defects added (for self-checks).
     pub async fn reference_with_defects(profile: Profile, defects: &[Defect]) -> Result<Deployment, Finding> {
-        Deployment::reference_behaving(behaviour_with(profile, defects), false).await
+        Deployment::reference_behaving(behaviour_with(profile, defects), Shape::HUB).await
     }
 
     /// A reference hub and the configured spokes, of `profile` plus reference-only defects.
     pub async fn reference_federation(profile: Profile, defects: &[Defect]) -> Result<Deployment, Finding> {
-        Deployment::reference_behaving(behaviour_with(profile, defects), true).await
+        Deployment::reference_behaving(behaviour_with(profile, defects), Shape::FEDERATION).await
     }
 
-    async fn reference_behaving(behaviour: Behaviour, spokes: bool) -> Result<Deployment, Finding> {
+    async fn reference_behaving(behaviour: Behaviour, shape: Shape) -> Result<Deployment, Finding> {
         let runtime = match &must_config().target {
             Target::Reference(r) => r.runtime.unwrap_or(Runtime::Local),
             Target::Live(_) => Runtime::Local,
         };
-        Deployment::reference_with(behaviour, runtime, spokes).await
+        Deployment::reference_with(behaviour, runtime, shape).await
     }
 
-    async fn reference_with(behaviour: Behaviour, runtime: Runtime, with_spokes: bool) -> Result<Deployment, Finding> {
+    async fn reference_with(behaviour: Behaviour, runtime: Runtime, shape: Shape) -> Result<Deployment, Finding> {
         let config = must_config();
         sweep_ledger(config).await;
         let started = Instant::now();
@@ -526,7 +561,7 @@ impl Deployment {
             .map(|d| format!(" + {d}"))
             .collect();
         let profile = format!("{}{}", behaviour.profile.name(), added.concat());
-        let spokes: Vec<&str> = if with_spokes {
+        let spokes: Vec<&str> = if shape.spokes {
             config.spokes.iter().map(String::as_str).collect()
         } else {
             Vec::new()
@@ -542,6 +577,12 @@ impl Deployment {
         .map_err(Finding::precondition)?;
         let http = Http::trusting(reference.ca_pem.as_bytes()).map_err(Finding::precondition)?;
         let health_base = reference.behaviour.health_base.to_string();
+        let monitors = if shape.monitored {
+            let local = reference.start_monitoring().await.map_err(Finding::precondition)?;
+            Some(Monitors::local(local, http.clone(), config.time_scale))
+        } else {
+            None
+        };
         let instances: Vec<_> = reference
             .instances
             .iter()
@@ -577,6 +618,7 @@ impl Deployment {
             time_scale: config.reference_scale(),
             defects,
             instances,
+            monitors,
             _live_lock: None,
             control,
         };
@@ -592,6 +634,9 @@ impl Deployment {
             healthy
                 .await
                 .map_err(|t| Finding::precondition(format!("the reference deployment did not come up: {t}")))?;
+        }
+        if let Some(m) = &deployment.monitors {
+            m.wait_ready().await?;
         }
         eprintln!("started {} in {}", deployment.target, secs(started.elapsed()));
         Ok(deployment)
@@ -621,6 +666,7 @@ impl Deployment {
                 Secret::new(out.stdout.trim())
             }
         };
+        let monitors = Monitors::live(&live.prometheus, &live.alertmanager, http.clone());
         let control = Arc::new(Control::Live(LiveControl {
             runtime: live.container_runtime.clone(),
             trust: live.trust.clone(),
@@ -668,6 +714,7 @@ impl Deployment {
             time_scale: 1.0,
             defects: Vec::new(),
             instances,
+            monitors: Some(monitors),
             _live_lock: Some(lock),
             control,
         })
@@ -731,6 +778,16 @@ impl Deployment {
             Control::Reference(r) => Some(&r.ca_pem),
             Control::Live(_) => None,
         }
+    }
+
+    /// Prometheus and AlertManager of this deployment; a reference deployment has them only when
+    /// it was started monitored.
+    pub fn monitors(&self) -> Result<&Monitors, Finding> {
+        self.monitors.as_ref().ok_or_else(|| {
+            Finding::precondition(
+                "this deployment was started without monitoring; use Deployment::from_config_monitored",
+            )
+        })
     }
 
     pub fn is_reference(&self) -> bool {

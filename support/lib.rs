@@ -6,6 +6,7 @@
 //! journals them and turns what went wrong into findings in DIVE's terms; [`report`] and
 //! [`timeline`] turn the journals into the summary table and one picture per scenario.
 
+pub mod alertmanager;
 pub mod config;
 pub mod deployment;
 pub mod diagnose;
@@ -15,7 +16,9 @@ pub mod finding;
 pub mod http;
 pub mod journal;
 pub mod model;
+pub mod monitor;
 pub mod poll;
+pub mod prometheus;
 pub mod reference;
 pub mod report;
 pub mod scenario;

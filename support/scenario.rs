@@ -237,6 +237,11 @@ impl Scenario {
         self.journal.measurement(what, measured, None);
     }
 
+    /// What the scenario has found so far.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
     /// Records a finding and carries on (several can be true at once).
     pub fn finding(&mut self, finding: Finding) {
         self.report(finding.to_string());

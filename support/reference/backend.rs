@@ -92,7 +92,9 @@ impl std::fmt::Display for CallError {
 
 /// DIVE timeouts scaled, never below what a loopback round trip needs.
 fn scaled(real: Duration, scale: f64) -> Duration {
-    real.mul_f64(scale).max(Duration::from_millis(250))
+    // A fresh loopback connection can take hundreds of milliseconds on a loaded two-core machine;
+    // below a second, a busy machine would read as a dependency down.
+    real.mul_f64(scale).max(Duration::from_secs(1))
 }
 
 /// Builds the backend's routes with fresh in-memory state (a restarted backend forgets its
@@ -286,6 +288,10 @@ impl Backend {
         })
         .await
         .unwrap_or_else(|_| Err("Server selection timed out".to_string()));
+        // The ping uses a pooled connection too: the driver's pool counts its failure.
+        if attempt.is_err() {
+            self.count_db_error("connection");
+        }
         classify(attempt, start.elapsed(), self.cfg.behaviour.up_within.mongodb)
     }
 
@@ -519,7 +525,10 @@ impl Backend {
                     return Err("MongoDB connection pool exhausted".to_string());
                 }
             };
-            match self.client.get(url).timeout(self.timeout(5000)).send().await {
+            // DIVE's driver sets no socket timeout: a hung MongoDB keeps the connection checked out
+            // (which is how load exhausts the pool). Bounded so a forgotten pause cannot leak tasks.
+            let hang = Duration::from_secs(600).mul_f64(self.cfg.time_scale);
+            match self.client.get(url).timeout(hang).send().await {
                 Ok(r) if r.status() == StatusCode::NOT_FOUND => Ok(None),
                 Ok(r) if r.status().is_success() => Ok(Some(r)),
                 Ok(r) => Err(format!("MongoDB answered {}", r.status())),
@@ -982,14 +991,15 @@ async fn metrics(State(b): State<Arc<Backend>>) -> Response {
         pool(MONGO_POOL_SIZE as f64),
     );
     let errors = if written {
-        b.db_errors
-            .lock()
-            .map(|e| {
-                e.iter()
-                    .map(|(k, n)| (format!("db_type=\"mongodb\",error_type=\"{k}\""), *n as f64))
-                    .collect()
+        // Every error type from the start, at 0, so that `increase()` sees the first error.
+        let counted = b.db_errors.lock().map(|e| e.clone()).unwrap_or_default();
+        ["connection", "timeout", "pool_timeout"]
+            .iter()
+            .map(|k| {
+                let n = counted.get(k).copied().unwrap_or(0);
+                (format!("db_type=\"mongodb\",error_type=\"{k}\""), n as f64)
             })
-            .unwrap_or_default()
+            .collect()
     } else {
         Vec::new()
     };

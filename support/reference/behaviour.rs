@@ -42,6 +42,13 @@ pub struct Behaviour {
     pub jwks_uncached: bool,
     /// R7: this spoke does not accept tokens of the hub's issuer.
     pub hub_issuer_untrusted_on: Option<&'static str>,
+    /// Prometheus's `rule_files` glob reaches the rule files (not so: D3).
+    pub rules_loaded: bool,
+    /// AlertManager has the plan's CircuitBreakerOpen -> HighCircuitBreakerRejects inhibition
+    /// (not so: D4).
+    pub cb_inhibition: bool,
+    /// Prometheus also scrapes spoke jobs on stale ports, where nothing answers (D8).
+    pub stale_spoke_targets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,6 +106,9 @@ impl Behaviour {
             heartbeats_ignored: false,
             jwks_uncached: false,
             hub_issuer_untrusted_on: None,
+            rules_loaded: !shipped,
+            cb_inhibition: !shipped,
+            stale_spoke_targets: shipped,
         }
     }
 
@@ -126,11 +136,20 @@ impl Behaviour {
         if !self.resilience_metrics_written {
             out.push(Defect::D2);
         }
+        if !self.rules_loaded {
+            out.push(Defect::D3);
+        }
+        if !self.cb_inhibition {
+            out.push(Defect::D4);
+        }
         if !self.revocation_enforced {
             out.push(Defect::D5);
         }
         if !self.keycloak_down_degrades {
             out.push(Defect::D6);
+        }
+        if self.stale_spoke_targets {
+            out.push(Defect::D8);
         }
         if self.health_base == "/api/health" {
             out.push(Defect::D9);

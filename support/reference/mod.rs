@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod behaviour;
 pub mod breaker;
+pub mod monitoring;
 pub mod pki;
 pub mod redis;
 pub mod server;
@@ -336,6 +337,47 @@ impl Reference {
             .spawn(async move { redis.restore(kind).await })
             .await
             .map_err(|e| e.to_string())?
+    }
+
+    /// Starts Prometheus and AlertManager for this deployment, scraping every backend with DIVE's
+    /// job and instance labels (`hub-backend`/`hub` for the hub, `<code>-backend`/`<code>`).
+    pub async fn start_monitoring(&self) -> Result<monitoring::LocalMonitoring, String> {
+        let targets: Vec<_> = self
+            .instances
+            .iter()
+            .map(|i| {
+                let name = if i.code == "USA" {
+                    "hub".to_string()
+                } else {
+                    i.code.to_lowercase()
+                };
+                monitoring::ScrapeTarget {
+                    job: format!("{name}-backend"),
+                    instance: name,
+                    address: format!("127.0.0.1:{}", i.backend.addr().port()),
+                }
+            })
+            .collect();
+        let dir = self.dir.join("monitoring");
+        match self.runtime_kind {
+            Runtime::Local => monitoring::LocalMonitoring::start(
+                &self.behaviour,
+                self.time_scale,
+                &self.ca_pem,
+                &targets,
+                &dir,
+                &self.spawner,
+            ),
+            Runtime::Docker => {
+                let (behaviour, scale, ca) = (self.behaviour.clone(), self.time_scale, self.ca_pem.clone());
+                self.handle()?
+                    .spawn(async move {
+                        monitoring::LocalMonitoring::start_docker(&behaviour, scale, &ca, &targets, &dir).await
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        }
     }
 
     /// Whether the service answers its own probe (a paused one does not, within a second). A

@@ -1,0 +1,495 @@
+//! Phase 4.3 of the plan: alert validation with real Prometheus and AlertManager. Every scenario
+//! first checks the alert pipeline (rules loaded, targets up, AlertManager connected, inputs
+//! present), then induces a condition in DIVE and measures the alert's way to AlertManager, stage
+//! by stage. The self-checks at the end run the same scenarios against DIVE as shipped and require
+//! the findings that name D2, D3, D4 and D8.
+
+use std::time::{Duration, Instant};
+
+use dive_resilience::alertmanager::{AmState, resolved, synthetic};
+use dive_resilience::monitor::{ALERTS, PoolLoad, alert, target_instance};
+use dive_resilience::prelude::*;
+use dive_resilience::reference::backend::MONGO_POOL_SIZE;
+use dive_resilience::reference::standins::random_hex;
+
+async fn monitored() -> Result<Deployment, Finding> {
+    Deployment::from_config_monitored().await
+}
+
+fn opa_budget(s: &Scenario) -> dive_resilience::slo::Budget {
+    s.budget_for("4.1-opa", Duration::from_secs(30))
+}
+
+/// 4.3-open: OPA stopped under traffic -> CircuitBreakerOpen active in AlertManager within 5 min.
+async fn open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon, budget) = (d.hub(), d.monitors()?, s.budget());
+    mon.preflight(s, d, &[alert("CircuitBreakerOpen")]).await?;
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa_budget = opa_budget(s);
+    if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, opa_budget)
+        .await
+        .is_some()
+    {
+        mon.open_travels(s, hub, "opa", budget).await?;
+    }
+    s.restore(opa).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.3-resolve: OPA back and the breaker closed -> CircuitBreakerOpen gone within 2 min.
+async fn resolve_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon, budget) = (d.hub(), d.monitors()?, s.budget());
+    mon.preflight(s, d, &[alert("CircuitBreakerOpen")]).await?;
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa_budget = opa_budget(s);
+    s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, opa_budget)
+        .await;
+    let open_budget = s.budget_for("4.3-open", Duration::from_secs(300));
+    mon.open_travels(s, hub, "opa", open_budget).await?;
+    s.restore(opa).await?;
+    let close_budget = s.budget_for("4.2-opa", Duration::from_secs(90));
+    if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Closed, close_budget)
+        .await
+        .is_some()
+    {
+        mon.resolve_travels(s, hub, "opa", budget).await?;
+    }
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.3-ten, breaker alerts: OPA down under traffic fires CircuitBreakerOpen,
+/// CircuitBreakerFailuresHigh and, from the rejects, HighCircuitBreakerRejects.
+async fn breaker_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let names = [
+        "CircuitBreakerOpen",
+        "CircuitBreakerFailuresHigh",
+        "HighCircuitBreakerRejects",
+    ];
+    mon.preflight(s, d, &names.map(alert)).await?;
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let since = Instant::now();
+    let labels = [("exported_service", "opa")];
+    for name in names {
+        mon.alert_fires(s, alert(name), &labels, since).await;
+    }
+    s.restore(opa).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.3-ten, CircuitBreakerHalfOpen: one success after the open timeout, then silence.
+async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    mon.preflight(s, d, &[alert("CircuitBreakerHalfOpen")]).await?;
+    s.preflight(hub).await?;
+    let pump = hub.traffic().await?.pump(TICK);
+    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa_budget = opa_budget(s);
+    s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, opa_budget)
+        .await;
+    let mut traffic = pump.stop().await.map_err(Finding::fail)?;
+    s.restore(opa).await?;
+    let half_open = s.budget_for("4.2-opa", Duration::from_secs(90));
+    let trial = dive_resilience::poll::eventually("opa breaker HALF_OPEN", TICK, half_open.deadline(), async || {
+        traffic.send().await;
+        let b = hub.breaker(Breaker::Opa).await?;
+        if b.state == BreakerState::HalfOpen {
+            Ok(())
+        } else {
+            Err(b.to_string())
+        }
+    })
+    .await
+    .map_err(|t| Finding::fail(t.to_string()))?;
+    s.observed("opa breaker HALF_OPEN after one trial call", trial.elapsed);
+    mon.alert_fires(
+        s,
+        alert("CircuitBreakerHalfOpen"),
+        &[("exported_service", "opa")],
+        Instant::now(),
+    )
+    .await;
+    s.postcheck(hub, &traffic.pump(TICK)).await;
+    Ok(())
+}
+
+/// 4.3-pool: MongoDB frozen under more requests than the pool holds fires
+/// DBConnectionPoolExhausted and DBNoIdleConnections; the failing pings behind the detailed
+/// health fire DBConnectionErrors and MongoDBHealthDegraded.
+async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    // Shortest `for` first, so each is measured when it fires.
+    let names = [
+        "DBConnectionErrors",
+        "MongoDBHealthDegraded",
+        "DBConnectionPoolExhausted",
+        "DBNoIdleConnections",
+    ];
+    mon.preflight(s, d, &names.map(alert)).await?;
+    s.preflight(hub).await?;
+    let load = PoolLoad::prepare(hub).await?;
+    let mongodb = hub.fault(Service::Mongodb, FaultKind::Pause).await?;
+    let patience = alert("DBConnectionPoolExhausted").paper_bound(d.time_scale) * 3;
+    let held = load.hold(MONGO_POOL_SIZE, patience);
+    let since = Instant::now();
+    let labels = [("db_type", "mongodb")];
+    let fired = async {
+        for name in names {
+            let labels: &[(&str, &str)] = if name.starts_with("DB") { &labels } else { &[] };
+            mon.alert_fires(s, alert(name), labels, since).await;
+        }
+    };
+    // The health check is what sets the MongoDB gauge and what fails against the frozen server.
+    let health = dive_resilience::poll::holds_for("health checks sent", TICK, patience, async || {
+        let _ = hub.detailed().await;
+        Ok(String::new())
+    });
+    tokio::select! {
+        _ = fired => {}
+        _ = health => {}
+    }
+    drop(held);
+    s.restore(mongodb).await?;
+    s.postcheck(hub, &hub.traffic().await?.pump(TICK)).await;
+    Ok(())
+}
+
+/// 4.3-ten, every rule's logic: `promtool test rules` on unit tests generated for the rule files
+/// in use, and those rules are the ones Prometheus loaded.
+async fn rule_logic(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let mon = d.monitors()?;
+    let loaded = mon.prometheus.alert_rules().await.map_err(Finding::precondition)?;
+    let missing: Vec<_> = ALERTS
+        .iter()
+        .filter(|a| !loaded.iter().any(|r| r.name == a.name))
+        .map(|a| a.name)
+        .collect();
+    if !missing.is_empty() {
+        s.finding(
+            Finding::fail(format!(
+                "Prometheus has {} alert rules; not loaded: {}",
+                loaded.len(),
+                missing.join(", ")
+            ))
+            .defect(Defect::D3),
+        );
+    }
+    let dir = dive_resilience::config::must_config()
+        .state_dir
+        .join(format!("promtool-{}", random_hex()));
+    match mon.promtool_test_rules(&dir) {
+        Ok(out) => {
+            let names: Vec<_> = ALERTS.iter().map(|a| a.name).collect();
+            s.report(format!(
+                "promtool: every rule fires after its `for` and not before: {}",
+                names.join(", ")
+            ));
+            s.event(out);
+        }
+        Err(e) => s.finding(Finding::fail(e)),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    s.finding(Finding::note(
+        "OrchestrationDBDown and MongoDBConnectionIssues read exporter series (pg_up, mongodb_connections_*) that no DIVE service exports; they are proven by promtool only",
+    ));
+    Ok(())
+}
+
+/// 4.3-inhibit: CircuitBreakerOpen suppresses HighCircuitBreakerRejects of the same breaker,
+/// first with the suite's synthetic alerts (safe on a live AlertManager), then with the real pair.
+async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let run = random_hex();
+    let (this, other) = (format!("synthetic-{run}"), format!("synthetic-other-{run}"));
+    let base = |name: &'static str, breaker: &str| {
+        let labels = [
+            ("alertname", name),
+            ("exported_service", breaker),
+            ("instance", "suite"),
+            ("severity", "warning"),
+        ];
+        synthetic(&run, &labels, Duration::from_secs(60))
+    };
+    let alerts = vec![
+        base("CircuitBreakerOpen", &this),
+        base("HighCircuitBreakerRejects", &this),
+        base("HighCircuitBreakerRejects", &other),
+    ];
+    mon.alertmanager.post(&alerts).await.map_err(Finding::precondition)?;
+    let window = mon.scrape_interval() * 2 + Duration::from_secs(2);
+    let seen = dive_resilience::poll::eventually("synthetic pair judged", TICK, window, async || {
+        let target = mon
+            .am_alerts("HighCircuitBreakerRejects", &[("exported_service", this.as_str())])
+            .await?;
+        let control = mon
+            .am_alerts("HighCircuitBreakerRejects", &[("exported_service", other.as_str())])
+            .await?;
+        match (target.first(), control.first()) {
+            (Some(t), Some(c)) if t.status.state == AmState::Suppressed && !t.status.inhibited_by.is_empty() => {
+                Ok((t.status.state, c.status.state))
+            }
+            (t, c) => Err(format!(
+                "target {:?}, control {:?}",
+                t.map(|a| a.status.state),
+                c.map(|a| a.status.state)
+            )),
+        }
+    })
+    .await;
+    match seen {
+        Ok(m) if m.value.1 == AmState::Active => {
+            s.observed("synthetic HighCircuitBreakerRejects suppressed", m.elapsed)
+        }
+        Ok(m) => s.finding(Finding::fail(format!(
+            "the inhibition also suppressed another breaker's alert ({:?})",
+            m.value.1
+        ))),
+        Err(t) => s.finding(
+            Finding::fail(format!(
+                "CircuitBreakerOpen does not inhibit HighCircuitBreakerRejects of the same breaker: {t}"
+            ))
+            .defect(Defect::D4),
+        ),
+    }
+    let cleanup: Vec<_> = alerts.into_iter().map(resolved).collect();
+    mon.alertmanager.post(&cleanup).await.map_err(Finding::fail)?;
+
+    let names = ["CircuitBreakerOpen", "HighCircuitBreakerRejects"];
+    mon.preflight(s, d, &names.map(alert)).await?;
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let since = Instant::now();
+    let labels = [("exported_service", "opa")];
+    let instance = target_instance(hub);
+    for name in names {
+        mon.alert_fires(s, alert(name), &labels, since).await;
+    }
+    let real = [("exported_service", "opa"), ("instance", instance.as_str())];
+    let rejects = mon
+        .am_alerts("HighCircuitBreakerRejects", &real)
+        .await
+        .map_err(Finding::fail)?;
+    let open = mon
+        .am_alerts("CircuitBreakerOpen", &real)
+        .await
+        .map_err(Finding::fail)?;
+    let by_open = |f: &String| open.iter().any(|o| &o.fingerprint == f);
+    match rejects.first() {
+        Some(r) if r.status.state == AmState::Suppressed && r.status.inhibited_by.iter().any(by_open) => {
+            s.report("real HighCircuitBreakerRejects suppressed, inhibited by CircuitBreakerOpen of the opa breaker")
+        }
+        Some(r) => s.finding(
+            Finding::fail(format!(
+                "real HighCircuitBreakerRejects is {:?} while CircuitBreakerOpen fires",
+                r.status.state
+            ))
+            .defect(Defect::D4),
+        ),
+        None => s.finding(Finding::fail("HighCircuitBreakerRejects never reached AlertManager")),
+    }
+    s.restore(opa).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.3-runbook: every loaded rule of the ten carries summary, description and a runbook_url that
+/// points at its section of the runbook, and the runbook covers every alert and failure scenario.
+async fn runbook(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let text = dive_resilience::reference::monitoring::fixture("fixtures/runbook.md").map_err(Finding::precondition)?;
+    let sections = dive_resilience::monitor::runbook_sections(&text);
+    let scenarios = dive_resilience::slo::REQUIREMENTS
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| id.starts_with("4.1-") || id.starts_with("4.2-") || id.starts_with("5.1-"));
+    for id in ALERTS.iter().map(|a| a.name).chain(scenarios) {
+        match sections.iter().find(|(h, _)| h.as_str() == id) {
+            Some((_, steps)) if *steps > 0 => {}
+            Some(_) => s.finding(Finding::fail(format!(
+                "runbook section `{id}` has no remediation steps"
+            ))),
+            None => s.finding(Finding::fail(format!("the runbook has no section `{id}`"))),
+        }
+    }
+    let loaded = d
+        .monitors()?
+        .prometheus
+        .alert_rules()
+        .await
+        .map_err(Finding::precondition)?;
+    for a in &ALERTS {
+        let Some(rule) = loaded.iter().find(|r| r.name == a.name) else {
+            s.finding(
+                Finding::fail(format!("{} is not loaded: its annotations cannot reach anyone", a.name))
+                    .defect(Defect::D3),
+            );
+            continue;
+        };
+        for key in ["summary", "description", "runbook_url"] {
+            if rule.annotations.get(key).is_none_or(|v| v.trim().is_empty()) {
+                s.finding(Finding::fail(format!("{} has no `{key}` annotation", a.name)));
+            }
+        }
+        let anchor = format!("#{}", a.name.to_lowercase());
+        if rule
+            .annotations
+            .get("runbook_url")
+            .is_some_and(|u| !u.ends_with(&anchor))
+        {
+            s.finding(Finding::fail(format!(
+                "{}'s runbook_url does not point at its runbook section {anchor}",
+                a.name
+            )));
+        }
+        if rule.labels.get("severity").map(String::as_str) != Some(a.severity)
+            || rule.labels.get("component").map(String::as_str) != Some(a.component)
+        {
+            s.finding(Finding::fail(format!(
+                "{} has labels {:?}, DIVE's are severity={} component={}",
+                a.name, rule.labels, a.severity, a.component
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn circuit_breaker_open_alert_reaches_alertmanager_within_budget() {
+    run_on(monitored().await, "4.3-open", open_alert).await.must_pass();
+}
+
+#[tokio::test]
+async fn circuit_breaker_open_alert_resolves_within_budget_after_the_breaker_closes() {
+    run_on(monitored().await, "4.3-resolve", resolve_alert)
+        .await
+        .must_pass();
+}
+
+#[tokio::test]
+async fn breaker_alerts_fire_when_opa_is_down_under_traffic() {
+    run_on(monitored().await, "4.3-ten", breaker_alerts).await.must_pass();
+}
+
+#[tokio::test]
+async fn half_open_alert_fires_when_a_breaker_stays_half_open() {
+    run_on(monitored().await, "4.3-ten", half_open_alert).await.must_pass();
+}
+
+#[tokio::test]
+async fn database_alerts_fire_when_load_exhausts_the_pool_of_a_frozen_mongodb() {
+    run_on(monitored().await, "4.3-pool", pool_alerts).await.must_pass();
+}
+
+#[tokio::test]
+async fn every_rule_fires_in_promtool_unit_tests() {
+    run_on(monitored().await, "4.3-ten", rule_logic).await.must_pass();
+}
+
+#[tokio::test]
+async fn circuit_breaker_open_inhibits_rejects_of_the_same_breaker() {
+    run_on(monitored().await, "4.3-inhibit", inhibition).await.must_pass();
+}
+
+#[tokio::test]
+async fn runbook_covers_every_alert_and_scenario() {
+    run_on(monitored().await, "4.3-runbook", runbook).await.must_pass();
+}
+
+// ------------------------------------------------------------------ self-checks
+
+#[tokio::test]
+async fn self_check_open_scenario_names_d3_and_d8_on_dive_v15a() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveV15a).await,
+        "4.3-open",
+        open_alert,
+    )
+    .await
+    .must_fail_naming(&[Defect::D3, Defect::D8]);
+}
+
+#[tokio::test]
+async fn self_check_resolve_scenario_names_d3_and_d8_on_dive_head() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveHead).await,
+        "4.3-resolve",
+        resolve_alert,
+    )
+    .await
+    .must_fail_naming(&[Defect::D3, Defect::D8]);
+}
+
+#[tokio::test]
+async fn self_check_breaker_alerts_name_d2_and_d3_on_dive_v15a() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveV15a).await,
+        "4.3-ten",
+        breaker_alerts,
+    )
+    .await
+    .must_fail_naming(&[Defect::D2, Defect::D3]);
+}
+
+#[tokio::test]
+async fn self_check_half_open_alert_names_d3_on_dive_head() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveHead).await,
+        "4.3-ten",
+        half_open_alert,
+    )
+    .await
+    .must_fail_naming(&[Defect::D3]);
+}
+
+#[tokio::test]
+async fn self_check_pool_scenario_names_d2_d3_and_d8_on_dive_head() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveHead).await,
+        "4.3-pool",
+        pool_alerts,
+    )
+    .await
+    .must_fail_naming(&[Defect::D2, Defect::D3, Defect::D8]);
+}
+
+#[tokio::test]
+async fn self_check_rule_logic_names_d3_on_dive_v15a() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveV15a).await,
+        "4.3-ten",
+        rule_logic,
+    )
+    .await
+    .must_fail_naming(&[Defect::D3]);
+}
+
+#[tokio::test]
+async fn self_check_inhibition_names_d4_on_dive_v15a() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveV15a).await,
+        "4.3-inhibit",
+        inhibition,
+    )
+    .await
+    .must_fail_naming(&[Defect::D4, Defect::D3]);
+}
+
+#[tokio::test]
+async fn self_check_runbook_names_d3_on_dive_v15a() {
+    run_on(
+        Deployment::reference_monitored(Profile::DiveV15a).await,
+        "4.3-runbook",
+        runbook,
+    )
+    .await
+    .must_fail_naming(&[Defect::D3]);
+}
