@@ -127,6 +127,73 @@ pub fn markdown_table(rows: &[Row]) -> String {
     out
 }
 
+/// The findings table of the README: for each run of DIVE as shipped, one row per scenario
+/// journal: requirement, profile, verdict, the defects its findings name, the first failing
+/// finding, and the measured values against their budgets.
+pub fn findings_table(runs: &[(&str, PathBuf)]) -> Result<String, String> {
+    let mut out =
+        String::from("| requirement | profile | verdict | defects | finding | measured |\n|---|---|---|---|---|---|\n");
+    let mut rows = Vec::new();
+    for (profile, dir) in runs {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}; run scripts/findings", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let j = Journal::read(&path)?;
+            let mut defects: Vec<String> = j
+                .findings
+                .iter()
+                .filter_map(|f| f.defect)
+                .map(|d| d.to_string())
+                .collect();
+            defects.sort();
+            defects.dedup();
+            let finding = j
+                .findings
+                .iter()
+                .find(|f| f.severity != Severity::Note)
+                .or(j.findings.first());
+            let finding = finding.map_or(String::new(), |f| clip(&f.message, 160));
+            let measured: Vec<String> = j
+                .measurements
+                .iter()
+                .map(|m| {
+                    let value = secs(Duration::from_millis(m.measured_ms));
+                    match m.budget_ms {
+                        Some(b) => format!("{} {value} (budget {})", m.what, secs(Duration::from_millis(b))),
+                        None => format!("{} {value}", m.what),
+                    }
+                })
+                .collect();
+            rows.push([
+                j.requirement.clone(),
+                profile.to_string(),
+                j.verdict.to_string(),
+                defects.join(", "),
+                finding,
+                measured.join("; "),
+            ]);
+        }
+    }
+    rows.sort_by(|a, b| (&a[0], &a[1]).cmp(&(&b[0], &b[1])));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    Ok(out)
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max - 3).collect();
+    format!("{cut}...")
+}
+
 /// `summary.md` of a run folder, from every journal in it (oldest first). Journals that do not
 /// parse are listed as such rather than dropped.
 pub fn summary_markdown(dir: &Path) -> String {
