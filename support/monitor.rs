@@ -429,6 +429,7 @@ impl Monitors {
             s.finding(why.unwrap_or_else(|| Finding::fail(format!("{}: {t}", spec.name))));
             return None;
         }
+        s.alert_state(spec.name, crate::journal::AlertState::Firing);
         s.observed(&what, since.elapsed());
         let what = format!("{} listed in AlertManager", spec.name);
         let deadline = budget.deadline().saturating_sub(since.elapsed());
@@ -443,6 +444,9 @@ impl Monitors {
         match listed {
             Ok(m) => {
                 let took = since.elapsed();
+                if m.value == AmState::Suppressed {
+                    s.alert_state(spec.name, crate::journal::AlertState::Suppressed);
+                }
                 s.measured(&format!("{what} ({:?})", m.value), took, budget);
                 Some(took)
             }
@@ -651,11 +655,13 @@ impl Monitors {
                 self.prometheus_state(spec.name, &labels, &[AlertState::Pending, AlertState::Firing])
             })
             .await?;
+        s.alert_state("CircuitBreakerOpen", crate::journal::AlertState::Pending);
         stages
             .reach(s, "CircuitBreakerOpen firing in Prometheus", || {
                 self.prometheus_state(spec.name, &labels, &[AlertState::Firing])
             })
             .await?;
+        s.alert_state("CircuitBreakerOpen", crate::journal::AlertState::Firing);
         stages
             .reach(s, "CircuitBreakerOpen active in AlertManager", || async {
                 let alerts = self.am_alerts(spec.name, &labels).await?;
@@ -726,6 +732,7 @@ impl Monitors {
                 }
             })
             .await?;
+        s.alert_state("CircuitBreakerOpen", crate::journal::AlertState::Resolved);
         s.report(format!(
             "bound on paper: 0 to {} after the condition clears",
             secs(PIPELINE_ON_PAPER.mul_f64(self.time_scale))

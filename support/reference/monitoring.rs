@@ -15,7 +15,8 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::behaviour::Behaviour;
-use super::redis::{Spawner, free_port, runs};
+use super::free_port;
+use super::redis::{Spawner, runs};
 
 /// DIVE's scrape and evaluation interval.
 pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);

@@ -76,11 +76,6 @@ pub fn runs(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A free loopback port (bound, then released; the caller binds it next).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 pub enum Redis {
     Local(LocalRedis),
     Docker(Box<DockerRedis>),
@@ -128,7 +123,7 @@ impl LocalRedis {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut last = String::new();
         for _ in 0..3 {
-            let port = free_port().map_err(|e| format!("free port: {e}"))?;
+            let port = super::free_port().map_err(|e| format!("free port: {e}"))?;
             let redis = LocalRedis {
                 port,
                 dir: dir.clone(),
@@ -255,7 +250,7 @@ pub struct DockerRedis {
 impl DockerRedis {
     pub async fn start(aof: bool) -> Result<DockerRedis, String> {
         // A fixed host port keeps the address stable across stop/start of the container.
-        let port = free_port().map_err(|e| format!("free port: {e}"))?;
+        let port = super::free_port().map_err(|e| format!("free port: {e}"))?;
         let container = GenericImage::new("redis", "7-alpine")
             .with_exposed_port(6379.tcp())
             .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))

@@ -37,7 +37,7 @@ impl ControlledServer {
         make_router: MakeRouter,
         runtime: runtime::Handle,
     ) -> Result<Arc<ControlledServer>, String> {
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("{name}: bind: {e}"))?;
+        let listener = super::bind_free_port().map_err(|e| format!("{name}: bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| format!("{name}: {e}"))?;
         let server = Arc::new(ControlledServer {
             name: name.to_string(),

@@ -31,8 +31,8 @@ pub fn rank(classification: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// A unique-enough hex string for ids and throwaway secrets (no cryptographic use).
-pub fn random_hex() -> String {
+/// A unique-enough random number for ids, ports and throwaway secrets (no cryptographic use).
+pub fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -43,7 +43,12 @@ pub fn random_hex() -> String {
             .map(|d| d.as_nanos())
             .unwrap_or(0),
     );
-    format!("{:016x}", h.finish())
+    h.finish()
+}
+
+/// A unique-enough hex string for ids and throwaway secrets (no cryptographic use).
+pub fn random_hex() -> String {
+    format!("{:016x}", random_u64())
 }
 
 pub fn unix_now() -> u64 {
