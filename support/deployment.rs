@@ -666,7 +666,7 @@ impl Deployment {
                 Secret::new(out.stdout.trim())
             }
         };
-        let monitors = Monitors::live(&live.prometheus, &live.alertmanager, http.clone());
+        let monitors = Monitors::live(&live.prometheus, &live.alertmanager, http.clone(), &live.root);
         let control = Arc::new(Control::Live(LiveControl {
             runtime: live.container_runtime.clone(),
             trust: live.trust.clone(),

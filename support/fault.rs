@@ -267,7 +267,7 @@ impl LedgerEntry {
 }
 
 /// Field 22 of /proc/<pid>/stat: the process start time, in clock ticks since boot.
-fn process_start(pid: u32) -> Option<u64> {
+pub(crate) fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = stat.rsplit_once(')')?.1;
     after_name.split_whitespace().nth(19)?.parse().ok()

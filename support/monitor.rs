@@ -188,7 +188,7 @@ pub fn target_instance(inst: &Instance) -> String {
 pub struct Monitors {
     pub prometheus: Prometheus,
     pub alertmanager: AlertManager,
-    /// The rule files Prometheus was given (reference) or the suite's fixtures (live).
+    /// The rule files in use: those Prometheus was given (reference), DIVE's own (live).
     pub rule_files: Vec<PathBuf>,
     pub time_scale: f64,
     _local: Option<LocalMonitoring>,
@@ -205,12 +205,28 @@ impl Monitors {
         }
     }
 
-    pub fn live(prometheus: &Url, alertmanager: &Url, http: Http) -> Monitors {
+    /// A live DIVE's monitoring. The rule files in use are DIVE's own, under `dive_root`
+    /// (`config/prometheus/rules/*.yml`); only when that folder holds none are the suite's
+    /// fixtures checked instead.
+    pub fn live(prometheus: &Url, alertmanager: &Url, http: Http, dive_root: &std::path::Path) -> Monitors {
         let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dive_rules: Vec<PathBuf> = std::fs::read_dir(dive_root.join("config/prometheus/rules"))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        dive_rules.sort();
+        let rule_files = if dive_rules.is_empty() {
+            RULE_FIXTURES.iter().map(|f| crate_dir.join(f)).collect()
+        } else {
+            dive_rules
+        };
         Monitors {
             prometheus: Prometheus::new(prometheus.clone(), http.clone()),
             alertmanager: AlertManager::new(alertmanager.clone(), http),
-            rule_files: RULE_FIXTURES.iter().map(|f| crate_dir.join(f)).collect(),
+            rule_files,
             time_scale: 1.0,
             _local: None,
         }

@@ -8,6 +8,7 @@ pub mod behaviour;
 pub mod breaker;
 pub mod monitoring;
 pub mod pki;
+pub mod ports;
 pub mod redis;
 pub mod server;
 pub mod standins;
@@ -27,31 +28,6 @@ use behaviour::Behaviour;
 use redis::{DockerRedis, LocalRedis, Redis, Spawner};
 use server::ControlledServer;
 use standins::KeycloakRealm;
-
-/// A free loopback port, below the kernel's ephemeral range. Outgoing connections take their
-/// local ports from that range, so a port of ours that is briefly closed (a stopped service, about
-/// to be started again on it) cannot be taken by one of them.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(bind_free_port()?.local_addr()?.port())
-}
-
-/// A listener on a free loopback port below the ephemeral range (see [`free_port`]).
-pub fn bind_free_port() -> std::io::Result<std::net::TcpListener> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let span = u64::from(low.saturating_sub(1024).min(12000)).max(1);
-    let mut last = std::io::Error::other("no free port below the ephemeral range");
-    for _ in 0..100 {
-        let port = low - 1 - (standins::random_u64() % span) as u16;
-        match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
 
 /// One DIVE instance of the reference deployment (the hub or a spoke).
 pub struct RefInstance {

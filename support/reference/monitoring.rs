@@ -15,7 +15,6 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::behaviour::Behaviour;
-use super::free_port;
 use super::redis::{Spawner, runs};
 
 /// DIVE's scrape and evaluation interval.
@@ -321,8 +320,12 @@ impl LocalMonitoring {
                 });
             }
         }
-        let am_port = free_port().map_err(|e| format!("free port: {e}"))?;
-        let prom_port = free_port().map_err(|e| format!("free port: {e}"))?;
+        let am_port = super::ports::lease()
+            .map(|l| l.port())
+            .map_err(|e| format!("free port: {e}"))?;
+        let prom_port = super::ports::lease()
+            .map(|l| l.port())
+            .map_err(|e| format!("free port: {e}"))?;
         let am_addr = format!("127.0.0.1:{am_port}");
         write(
             &prom_dir.join("prometheus.yml"),

@@ -88,8 +88,8 @@ impl Redis {
 
     pub fn port(&self) -> u16 {
         match self {
-            Redis::Local(r) => r.port,
-            Redis::Docker(r) => r.port,
+            Redis::Local(r) => r.port.port(),
+            Redis::Docker(r) => r.port.port(),
         }
     }
 
@@ -109,7 +109,8 @@ impl Redis {
 }
 
 pub struct LocalRedis {
-    port: u16,
+    /// The port, leased for as long as this Redis exists, stopped or not.
+    port: super::ports::Lease,
     dir: PathBuf,
     aof: bool,
     child: Mutex<Option<Child>>,
@@ -117,13 +118,13 @@ pub struct LocalRedis {
 }
 
 impl LocalRedis {
-    /// Starts Redis on a free port and waits until it answers. A port picked free can be taken
-    /// by another test before Redis binds it; then Redis exits and another port is tried.
+    /// Starts Redis on a leased port and waits until it answers. Should the port still be taken
+    /// (by a program that knows nothing of leases), Redis exits and another port is tried.
     pub async fn start(dir: PathBuf, aof: bool, spawner: std::sync::Arc<Spawner>) -> Result<LocalRedis, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut last = String::new();
         for _ in 0..3 {
-            let port = super::free_port().map_err(|e| format!("free port: {e}"))?;
+            let port = super::ports::lease().map_err(|e| format!("free port: {e}"))?;
             let redis = LocalRedis {
                 port,
                 dir: dir.clone(),
@@ -141,7 +142,7 @@ impl LocalRedis {
     }
 
     async fn until_ready(&self) -> Result<(), String> {
-        let url = format!("redis://127.0.0.1:{}", self.port);
+        let url = format!("redis://127.0.0.1:{}", self.port.port());
         let ready = crate::poll::eventually(
             "redis-server answering PING",
             Duration::from_millis(20),
@@ -159,7 +160,7 @@ impl LocalRedis {
         if ready.value {
             Ok(())
         } else {
-            Err(format!("redis-server exited (port {} taken?)", self.port))
+            Err(format!("redis-server exited (port {} taken?)", self.port.port()))
         }
     }
 
@@ -176,7 +177,7 @@ impl LocalRedis {
             "--bind",
             "127.0.0.1",
             "--port",
-            &self.port.to_string(),
+            &self.port.port().to_string(),
             "--save",
             "",
             "--daemonize",
@@ -243,18 +244,18 @@ impl Drop for LocalRedis {
 }
 
 pub struct DockerRedis {
-    port: u16,
+    port: super::ports::Lease,
     container: ContainerAsync<GenericImage>,
 }
 
 impl DockerRedis {
     pub async fn start(aof: bool) -> Result<DockerRedis, String> {
         // A fixed host port keeps the address stable across stop/start of the container.
-        let port = super::free_port().map_err(|e| format!("free port: {e}"))?;
+        let port = super::ports::lease().map_err(|e| format!("free port: {e}"))?;
         let container = GenericImage::new("redis", "7-alpine")
             .with_exposed_port(6379.tcp())
             .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
-            .with_mapped_port(port, 6379.tcp())
+            .with_mapped_port(port.port(), 6379.tcp())
             .with_cmd(["redis-server", "--appendonly", if aof { "yes" } else { "no" }])
             .start()
             .await

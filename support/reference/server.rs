@@ -27,6 +27,8 @@ pub struct ControlledServer {
     runtime: runtime::Handle,
     paused: watch::Sender<bool>,
     running: Mutex<Option<Handle<SocketAddr>>>,
+    /// Keeps the port this server's own while it is stopped.
+    _lease: super::ports::Lease,
 }
 
 impl ControlledServer {
@@ -37,7 +39,7 @@ impl ControlledServer {
         make_router: MakeRouter,
         runtime: runtime::Handle,
     ) -> Result<Arc<ControlledServer>, String> {
-        let listener = super::bind_free_port().map_err(|e| format!("{name}: bind: {e}"))?;
+        let (lease, listener) = super::ports::lease_listener().map_err(|e| format!("{name}: bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| format!("{name}: {e}"))?;
         let server = Arc::new(ControlledServer {
             name: name.to_string(),
@@ -47,6 +49,7 @@ impl ControlledServer {
             runtime,
             paused: watch::channel(false).0,
             running: Mutex::new(None),
+            _lease: lease,
         });
         server.serve(listener)?;
         Ok(server)
