@@ -77,17 +77,7 @@ impl AlertManager {
     }
 
     pub async fn ready(&self) -> Result<(), String> {
-        let url = join(&self.base, "/-/ready");
-        let (status, _, body) = self
-            .http
-            .text(self.http.request(Method::GET, &url).timeout(TIMEOUT))
-            .await
-            .map_err(|e| e.to_string())?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("{url} answered {status}: {}", body.trim()))
-        }
+        self.http.get_ok(&join(&self.base, "/-/ready"), TIMEOUT).await
     }
 
     /// The alerts matching every `name="value"` matcher (active, suppressed and unprocessed).

@@ -119,6 +119,19 @@ impl Http {
         Ok((status, url, text))
     }
 
+    /// `GET url` must answer 2xx; otherwise says what it answered.
+    pub async fn get_ok(&self, url: &Url, timeout: Duration) -> Result<(), String> {
+        let (status, _, body) = self
+            .text(self.request(Method::GET, url).timeout(timeout))
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url} answered {status}: {}", body.trim()))
+        }
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, url: &Url, timeout: Duration) -> Result<Answer<T>, HttpError> {
         self.json(self.request(Method::GET, url).timeout(timeout)).await
     }

@@ -401,15 +401,7 @@ impl Reference {
                 Service::Mongodb => join(&http_url(&server), "/ping"),
                 _ => join(&http_url(&server), "/health"),
             };
-            let (status, _, _) = http
-                .text(http.request(reqwest::Method::GET, &probe).timeout(PATIENCE))
-                .await
-                .map_err(|e| e.to_string())?;
-            return if status.is_success() {
-                Ok(())
-            } else {
-                Err(format!("{probe} answered {status}"))
-            };
+            return http.get_ok(&probe, PATIENCE).await;
         }
         let url = self.redis(spec)?.url();
         let ping = redis::ping(&url);
