@@ -33,6 +33,8 @@ pub enum Defect {
     R6,
     /// A spoke does not trust the hub's token issuer.
     R7,
+    /// A breaker closes on a timer, without traffic.
+    R8,
 }
 
 impl Defect {
@@ -55,6 +57,7 @@ impl Defect {
             Defect::R5 => "reference defect: the hub never marks a silent spoke unhealthy",
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
+            Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
         }
     }
 }

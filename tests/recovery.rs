@@ -94,7 +94,10 @@ async fn no_traffic_no_recovery(d: &Deployment, s: &mut Scenario) -> Result<(), 
             "opa breaker still {} {} after OPA came back, with no traffic: the plan's \"sleep 90, expect CLOSED\" cannot pass; breakers close only on calls made after the open timeout",
             held.last_seen, dive_resilience::poll::secs(held.window)
         )).defect(Defect::D7)),
-        Err(broke) => s.finding(Finding::fail(format!("the opa breaker left OPEN without any traffic, unlike DIVE's: {broke}"))),
+        Err(broke) => s.finding(
+            Finding::fail(format!("the opa breaker left OPEN without any traffic, unlike DIVE's: {broke}"))
+                .defect(Defect::R8),
+        ),
     }
     s.postcheck(hub, &traffic.pump(TICK)).await;
     Ok(())
@@ -290,4 +293,12 @@ async fn self_check_all_down_names_authorization_failing_with_the_cache() {
     run_on(deployment, "4.2-all", all_non_critical_recover)
         .await
         .must_fail_naming(&[Defect::R1]);
+}
+
+#[tokio::test]
+async fn self_check_no_traffic_scenario_names_a_breaker_that_closes_on_a_timer() {
+    let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R8]).await;
+    run_on(deployment, "4.2-opa", no_traffic_no_recovery)
+        .await
+        .must_fail_naming(&[Defect::R8]);
 }

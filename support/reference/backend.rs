@@ -210,7 +210,7 @@ impl Backend {
     fn stats(&self, b: Breaker) -> crate::model::BreakerStats {
         self.breakers[&b]
             .lock()
-            .map(|cb| cb.stats())
+            .map(|mut cb| cb.stats_at(self.now()))
             .unwrap_or(crate::model::CLOSED_IDLE)
     }
 

@@ -37,6 +37,9 @@ pub enum Quirk {
     None,
     /// Reference defect R2: successes in HALF_OPEN are counted but never close the breaker.
     StuckHalfOpen,
+    /// Reference defect R8: an OPEN breaker closes by itself once its timeout has passed, with no
+    /// call at all (what the plan's "restart, sleep 90, expect CLOSED" assumes).
+    ClosesOnTimer,
 }
 
 /// What the breaker decided about one call.
@@ -115,6 +118,19 @@ impl CircuitBreaker {
     fn move_to(&mut self, to: BreakerState) {
         self.transitions.push((self.state, to));
         self.state = to;
+    }
+
+    /// The breaker as a reader sees it at `now`. Only a timer-driven breaker (R8) changes by
+    /// being looked at; DIVE's changes only inside calls.
+    pub fn stats_at(&mut self, now: Duration) -> BreakerStats {
+        let expired = self
+            .last_failure
+            .is_some_and(|t| now.saturating_sub(t) >= self.config.timeout);
+        if self.quirk == Quirk::ClosesOnTimer && self.state == BreakerState::Open && expired {
+            self.failures = 0;
+            self.move_to(BreakerState::Closed);
+        }
+        self.stats()
     }
 
     pub fn stats(&self) -> BreakerStats {
