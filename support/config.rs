@@ -544,18 +544,31 @@ mod tests {
     }
 
     fn fails_on(pairs: &[(&str, &str)], var: &str, says: &str) {
-        let err = cfg(pairs).expect_err("bad configuration");
+        refused(cfg(pairs), var, says);
+    }
+
+    fn refused(result: Result<Config, ConfigError>, var: &str, says: &str) {
+        let err = result.expect_err("bad configuration");
         assert_eq!(err.var, var, "{err}");
         let line = err.to_string();
         assert!(line.contains(says), "{line}");
         assert!(!line.contains('\n'), "one line: {line}");
     }
 
-    /// A DIVE checkout with `./dive` and a CA bundle, for the live cases.
-    fn fake_dive_root() -> (PathBuf, String) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-dive");
-        let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls/test-ca.pem");
-        (root, ca.display().to_string())
+    /// A valid live target (the fake DIVE checkout and the test CA), changed by `extra`; an empty
+    /// value unsets a variable.
+    fn live(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let fixture = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        let mut vars: HashMap<String, String> = [
+            ("DIVE_TARGET", "live".to_string()),
+            ("DIVE_ROOT", fixture("fake-dive").display().to_string()),
+            ("DIVE_CA_CERT", fixture("tls/test-ca.pem").display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_vars(&vars)
     }
 
     #[test]
@@ -609,15 +622,8 @@ mod tests {
 
     #[test]
     fn live_refuses_reference_only_variables() {
-        let (root, ca) = fake_dive_root();
-        let root = root.display().to_string();
-        let base = [
-            ("DIVE_TARGET", "live"),
-            ("DIVE_ROOT", root.as_str()),
-            ("DIVE_CA_CERT", ca.as_str()),
-        ];
-        fails_on(
-            &[&base[..], &[("DIVE_TIME_SCALE", "0.5")]].concat(),
+        refused(
+            live(&[("DIVE_TIME_SCALE", "0.5")]),
             "DIVE_TIME_SCALE",
             "reference target only",
         );
@@ -625,51 +631,38 @@ mod tests {
 
     #[test]
     fn urls_must_be_urls_and_loopback_unless_allowed() {
-        let (root, ca) = fake_dive_root();
-        let root = root.display().to_string();
-        let base = [
-            ("DIVE_TARGET", "live"),
-            ("DIVE_ROOT", root.as_str()),
-            ("DIVE_CA_CERT", ca.as_str()),
-        ];
-        let with = |extra: (&'static str, &'static str)| [&base[..], &[extra]].concat();
-        fails_on(
-            &with(("HUB_BACKEND_URL", "localhost:4000")),
+        refused(
+            live(&[("HUB_BACKEND_URL", "localhost:4000")]),
             "HUB_BACKEND_URL",
             "not http(s)",
         );
-        fails_on(
-            &with(("HUB_BACKEND_URL", "https//nohost")),
+        refused(
+            live(&[("HUB_BACKEND_URL", "https//nohost")]),
             "HUB_BACKEND_URL",
             "is not a URL",
         );
-        fails_on(
-            &with(("HUB_KEYCLOAK_URL", "https://192.0.2.10:8443")),
-            "HUB_KEYCLOAK_URL",
-            "DIVE_ALLOW_REMOTE=1",
-        );
-        let allowed = [
-            &with(("HUB_KEYCLOAK_URL", "https://192.0.2.10:8443"))[..],
-            &[("DIVE_ALLOW_REMOTE", "1")],
-        ]
-        .concat();
-        assert!(cfg(&allowed).is_ok());
-        assert!(cfg(&base).is_ok(), "localhost defaults are loopback");
+        let remote = ("HUB_KEYCLOAK_URL", "https://192.0.2.10:8443");
+        refused(live(&[remote]), "HUB_KEYCLOAK_URL", "DIVE_ALLOW_REMOTE=1");
+        assert!(live(&[remote, ("DIVE_ALLOW_REMOTE", "1")]).is_ok());
+        assert!(live(&[]).is_ok(), "localhost defaults are loopback");
     }
 
     #[test]
     fn ca_bundle_must_exist_and_hold_a_certificate() {
-        let (root, _) = fake_dive_root();
-        let root = root.display().to_string();
-        let base = [("DIVE_TARGET", "live"), ("DIVE_ROOT", root.as_str())];
-        let with = |ca: &'static str| [&base[..], &[("DIVE_CA_CERT", ca)]].concat();
-        fails_on(&with("/nonexistent/rootCA.pem"), "DIVE_CA_CERT", "cannot read");
+        refused(
+            live(&[("DIVE_CA_CERT", "/nonexistent/rootCA.pem")]),
+            "DIVE_CA_CERT",
+            "cannot read",
+        );
         let not_pem = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("Cargo.toml")
             .display()
             .to_string();
-        let leaked: &'static str = Box::leak(not_pem.into_boxed_str());
-        fails_on(&with(leaked), "DIVE_CA_CERT", "holds no PEM certificate");
+        refused(
+            live(&[("DIVE_CA_CERT", &not_pem)]),
+            "DIVE_CA_CERT",
+            "holds no PEM certificate",
+        );
     }
 
     #[test]
@@ -684,15 +677,7 @@ mod tests {
 
     #[test]
     fn live_spoke_urls_follow_the_port_table() {
-        let (root, ca) = fake_dive_root();
-        let root = root.display().to_string();
-        let c = cfg(&[
-            ("DIVE_TARGET", "live"),
-            ("DIVE_ROOT", root.as_str()),
-            ("DIVE_CA_CERT", ca.as_str()),
-            ("DIVE_SPOKES", "DEU"),
-        ])
-        .expect("valid live configuration");
+        let c = live(&[("DIVE_SPOKES", "DEU")]).expect("valid live configuration");
         let Target::Live(live) = &c.target else { panic!("live") };
         assert_eq!(
             live.spokes[0].backend.as_str(),
@@ -703,11 +688,8 @@ mod tests {
 
     #[test]
     fn insecure_needs_no_ca_and_secrets_do_not_print() {
-        let (root, _) = fake_dive_root();
-        let root = root.display().to_string();
-        let c = cfg(&[
-            ("DIVE_TARGET", "live"),
-            ("DIVE_ROOT", root.as_str()),
+        let c = live(&[
+            ("DIVE_CA_CERT", ""),
             ("DIVE_TLS_INSECURE", "1"),
             ("DIVE_TEST_PASSWORD", "hunter2"),
         ])
