@@ -6,33 +6,34 @@
 
 use std::time::{Duration, Instant};
 
-use dive_resilience::alertmanager::{AmState, resolved, synthetic};
-use dive_resilience::monitor::{ALERTS, PoolLoad, alert, target_instance};
+use dive_resilience::infra::alertmanager::{AmState, resolved, synthetic};
+use dive_resilience::infra::config::must_config;
+use dive_resilience::infra::os::random_hex;
+use dive_resilience::infra::poll::{eventually, holds_for};
 use dive_resilience::prelude::*;
 use dive_resilience::reference::backend::MONGO_POOL_SIZE;
-use dive_resilience::reference::standins::random_hex;
+use dive_resilience::vocab::alerts::{ALERTS, alert};
+use dive_resilience::vocab::coalition::instance_label;
+use dive_resilience::vocab::runbook::runbook_sections;
+use dive_resilience::vocab::slo::REQUIREMENTS;
 
 async fn monitored() -> Result<Deployment, Finding> {
     Deployment::from_config_monitored().await
 }
 
-fn opa_budget(s: &Scenario) -> dive_resilience::slo::Budget {
-    s.budget_for("4.1-opa", Duration::from_secs(30))
-}
-
 /// 4.3-open: OPA stopped under traffic -> CircuitBreakerOpen active in AlertManager within 5 min.
 async fn open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, mon, budget) = (d.hub(), d.monitors()?, s.budget());
-    mon.preflight(s, d, &[alert("CircuitBreakerOpen")]).await?;
+    s.pipeline_preflight(mon, d, &[alert("CircuitBreakerOpen")]).await?;
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
-    let opa_budget = opa_budget(s);
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    let opa_budget = s.budget_of("4.1-opa");
     if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, opa_budget)
         .await
         .is_some()
     {
-        mon.open_travels(s, hub, "opa", budget).await?;
+        s.open_travels(mon, hub, "opa", budget).await?;
     }
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
@@ -42,22 +43,22 @@ async fn open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
 /// 4.3-resolve: OPA back and the breaker closed -> CircuitBreakerOpen gone within 2 min.
 async fn resolve_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, mon, budget) = (d.hub(), d.monitors()?, s.budget());
-    mon.preflight(s, d, &[alert("CircuitBreakerOpen")]).await?;
+    s.pipeline_preflight(mon, d, &[alert("CircuitBreakerOpen")]).await?;
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
-    let opa_budget = opa_budget(s);
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    let opa_budget = s.budget_of("4.1-opa");
     s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, opa_budget)
         .await;
-    let open_budget = s.budget_for("4.3-open", Duration::from_secs(300));
-    mon.open_travels(s, hub, "opa", open_budget).await?;
+    let open_budget = s.budget_of("4.3-open");
+    s.open_travels(mon, hub, "opa", open_budget).await?;
     s.restore(opa).await?;
-    let close_budget = s.budget_for("4.2-opa", Duration::from_secs(90));
+    let close_budget = s.budget_of("4.2-opa");
     if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Closed, close_budget)
         .await
         .is_some()
     {
-        mon.resolve_travels(s, hub, "opa", budget).await?;
+        s.resolve_travels(mon, hub, "opa", budget).await?;
     }
     s.postcheck(hub, &traffic).await;
     Ok(())
@@ -72,14 +73,14 @@ async fn breaker_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding>
         "CircuitBreakerFailuresHigh",
         "HighCircuitBreakerRejects",
     ];
-    mon.preflight(s, d, &names.map(alert)).await?;
+    s.pipeline_preflight(mon, d, &names.map(alert)).await?;
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     let since = Instant::now();
     let labels = [("exported_service", "opa")];
     for name in names {
-        mon.alert_fires(s, alert(name), &labels, since).await;
+        s.alert_fires(mon, alert(name), &labels, since).await;
     }
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
@@ -89,19 +90,19 @@ async fn breaker_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding>
 /// 4.3-ten, CircuitBreakerHalfOpen: one success after the open timeout, then silence.
 async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, mon) = (d.hub(), d.monitors()?);
-    mon.preflight(s, d, &[alert("CircuitBreakerHalfOpen")]).await?;
+    s.pipeline_preflight(mon, d, &[alert("CircuitBreakerHalfOpen")]).await?;
     s.preflight(hub).await?;
     let pump = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
-    let opa_budget = opa_budget(s);
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    let opa_budget = s.budget_of("4.1-opa");
     s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, opa_budget)
         .await;
     let mut traffic = pump.stop().await.map_err(Finding::fail)?;
     s.restore(opa).await?;
-    let half_open = s.budget_for("4.2-opa", Duration::from_secs(90));
-    let trial = dive_resilience::poll::eventually("opa breaker HALF_OPEN", TICK, half_open.deadline(), async || {
+    let half_open = s.budget_of("4.2-opa");
+    let trial = eventually("opa breaker HALF_OPEN", TICK, half_open.deadline(), async || {
         traffic.send().await;
-        let b = hub.breaker(Breaker::Opa).await?;
+        let b = s.breaker(hub, Breaker::Opa).await?;
         if b.state == BreakerState::HalfOpen {
             Ok(())
         } else {
@@ -111,8 +112,8 @@ async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
     .await
     .map_err(|t| Finding::fail(t.to_string()))?;
     s.observed("opa breaker HALF_OPEN after one trial call", trial.elapsed);
-    mon.alert_fires(
-        s,
+    s.alert_fires(
+        mon,
         alert("CircuitBreakerHalfOpen"),
         &[("exported_service", "opa")],
         Instant::now(),
@@ -134,10 +135,10 @@ async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
         "DBConnectionPoolExhausted",
         "DBNoIdleConnections",
     ];
-    mon.preflight(s, d, &names.map(alert)).await?;
+    s.pipeline_preflight(mon, d, &names.map(alert)).await?;
     s.preflight(hub).await?;
-    let load = PoolLoad::prepare(hub).await?;
-    let mongodb = hub.fault(Service::Mongodb, FaultKind::Pause).await?;
+    let load = hub.traffic().await?;
+    let mongodb = s.fault(hub, Service::Mongodb, FaultKind::Pause).await?;
     let patience = alert("DBConnectionPoolExhausted").paper_bound(d.time_scale) * 3;
     let held = load.hold(MONGO_POOL_SIZE, patience);
     let since = Instant::now();
@@ -145,11 +146,11 @@ async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let fired = async {
         for name in names {
             let labels: &[(&str, &str)] = if name.starts_with("DB") { &labels } else { &[] };
-            mon.alert_fires(s, alert(name), labels, since).await;
+            s.alert_fires(mon, alert(name), labels, since).await;
         }
     };
     // The health check is what sets the MongoDB gauge and what fails against the frozen server.
-    let health = dive_resilience::poll::holds_for("health checks sent", TICK, patience, async || {
+    let health = holds_for("health checks sent", TICK, patience, async || {
         let _ = hub.detailed().await;
         Ok(String::new())
     });
@@ -183,10 +184,8 @@ async fn rule_logic(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
             .defect(Defect::D3),
         );
     }
-    let dir = dive_resilience::config::must_config()
-        .state_dir
-        .join(format!("promtool-{}", random_hex()));
-    match mon.promtool_test_rules(&dir) {
+    let dir = must_config().state_dir.join(format!("promtool-{}", random_hex()));
+    match mon.promtool_test_rules(&dir).await {
         Ok(out) => {
             let names: Vec<_> = ALERTS.iter().map(|a| a.name).collect();
             s.report(format!(
@@ -226,7 +225,7 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     ];
     mon.alertmanager.post(&alerts).await.map_err(Finding::precondition)?;
     let window = mon.scrape_interval() * 2 + Duration::from_secs(2);
-    let seen = dive_resilience::poll::eventually("synthetic pair judged", TICK, window, async || {
+    let seen = eventually("synthetic pair judged", TICK, window, async || {
         let target = mon
             .am_alerts("HighCircuitBreakerRejects", &[("exported_service", this.as_str())])
             .await?;
@@ -264,15 +263,15 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     mon.alertmanager.post(&cleanup).await.map_err(Finding::fail)?;
 
     let names = ["CircuitBreakerOpen", "HighCircuitBreakerRejects"];
-    mon.preflight(s, d, &names.map(alert)).await?;
+    s.pipeline_preflight(mon, d, &names.map(alert)).await?;
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let opa = hub.fault(Service::Opa, FaultKind::Stop).await?;
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     let since = Instant::now();
     let labels = [("exported_service", "opa")];
-    let instance = target_instance(hub);
+    let instance = instance_label(&hub.code);
     for name in names {
-        mon.alert_fires(s, alert(name), &labels, since).await;
+        s.alert_fires(mon, alert(name), &labels, since).await;
     }
     let real = [("exported_service", "opa"), ("instance", instance.as_str())];
     let rejects = mon
@@ -306,8 +305,8 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
 /// points at its section of the runbook, and the runbook covers every alert and failure scenario.
 async fn runbook(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let text = dive_resilience::reference::monitoring::fixture("fixtures/runbook.md").map_err(Finding::precondition)?;
-    let sections = dive_resilience::monitor::runbook_sections(&text);
-    let scenarios = dive_resilience::slo::REQUIREMENTS
+    let sections = runbook_sections(&text);
+    let scenarios = REQUIREMENTS
         .iter()
         .map(|r| r.id)
         .filter(|id| id.starts_with("4.1-") || id.starts_with("4.2-") || id.starts_with("5.1-"));

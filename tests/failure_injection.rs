@@ -4,6 +4,7 @@
 //! require the diagnosis that names each defect, so every run proves the suite can fail.
 
 use dive_resilience::prelude::*;
+use dive_resilience::vocab::health::Detailed;
 
 /// 4.1-opa: OPA stopped -> opa breaker OPEN within 30 s.
 async fn opa_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
@@ -34,7 +35,7 @@ async fn keycloak_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
     Ok(())
 }
 
-fn keycloak_down_status(last: Option<dive_resilience::model::Detailed>) -> Finding {
+fn keycloak_down_status(last: Option<Detailed>) -> Finding {
     let keycloak_down = last
         .as_ref()
         .and_then(|d| d.services.as_ref())
@@ -75,10 +76,10 @@ async fn mongodb_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
 /// 4.1-redis: cache Redis stopped -> status degraded, never unhealthy; authorization answers.
 async fn redis_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let hub = d.hub();
-    let window = s.budget_for("4.1-redis window", std::time::Duration::from_secs(20));
+    let window = s.budget_of("4.1-redis window");
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
-    let redis = s.fault(hub, Service::Redis, FaultKind::Stop).await?;
+    let redis = s.fault(hub, Service::CacheRedis, FaultKind::Stop).await?;
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, window.deadline()).await {
         let seen = last.map_or("no answer".to_string(), |d| d.summary());
         s.finding(Finding::fail(format!(

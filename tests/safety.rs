@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dive_resilience::config::Config;
-use dive_resilience::poll::{eventually, holds_for};
+use dive_resilience::infra::config::Config;
+use dive_resilience::infra::exec::Exec;
+use dive_resilience::infra::poll::{eventually, holds_for};
 use dive_resilience::prelude::*;
 
 const CHILD: &str = "child_holds_a_live_fault_until_signalled";
@@ -169,6 +170,9 @@ async fn child_next_run_starts() {
 }
 
 /// This test binary, running only the ignored child test `name` with `vars` as its environment.
+/// Started directly rather than through `Exec`, which runs programs to completion: these tests
+/// signal the child while it runs.
+#[allow(clippy::disallowed_methods)]
 fn child(name: &str, vars: &HashMap<String, String>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(std::env::current_exe().expect("test binary"));
     cmd.args(["--ignored", "--exact", name, "--nocapture"])
@@ -258,7 +262,10 @@ async fn a_target_not_in_steady_state_fails_as_a_precondition() {
     .await;
     let failures = verdict.failures();
     assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0].severity, dive_resilience::finding::Severity::Precondition);
+    assert_eq!(
+        failures[0].severity,
+        dive_resilience::vocab::finding::Severity::Precondition
+    );
     assert!(
         one_line(failures[0]).contains("not in steady state before the fault: unhealthy (opa down"),
         "{failures:?}"
@@ -267,7 +274,8 @@ async fn a_target_not_in_steady_state_fails_as_a_precondition() {
 
 #[tokio::test]
 async fn missing_redis_server_is_named_with_both_ways_to_get_it() {
-    let output = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+    let test_binary = std::env::current_exe().expect("test binary");
+    let output = Exec::new(test_binary.display().to_string())
         .args([
             "--ignored",
             "--exact",
@@ -277,11 +285,11 @@ async fn missing_redis_server_is_named_with_both_ways_to_get_it() {
         .env("PATH", "")
         .env("DIVE_REFERENCE_RUNTIME", "local")
         .env_remove("DIVE_TARGET")
-        .output()
+        .run()
         .await
         .expect("child runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = &output.stderr;
+    assert!(!output.success());
     assert!(
         stderr.contains("redis-server is not installed: install it (apt-get install -y redis-server)"),
         "{stderr}"
@@ -357,8 +365,8 @@ async fn child_runs_a_scenario() {
 #[rstest::rstest]
 #[case::paused_opa(Service::Opa, FaultKind::Pause)]
 #[case::killed_keycloak(Service::Keycloak, FaultKind::Kill)]
-#[case::paused_redis(Service::Redis, FaultKind::Pause)]
-#[case::killed_blacklist(Service::BlacklistRedis, FaultKind::Kill)]
+#[case::paused_redis(Service::CacheRedis, FaultKind::Pause)]
+#[case::killed_blacklist(Service::RevocationStore, FaultKind::Kill)]
 #[case::stopped_backend(Service::Backend, FaultKind::Stop)]
 #[tokio::test]
 async fn every_fault_kind_takes_effect_and_is_undone(#[case] service: Service, #[case] kind: FaultKind) {

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use crate::config::Profile;
-use crate::finding::Defect;
+use crate::infra::config::Profile;
 use crate::reference::breaker::Quirk;
+use crate::vocab::finding::Defect;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Behaviour {

@@ -4,31 +4,8 @@
 
 use std::time::Duration;
 
-use crate::model::{Breaker, BreakerState, BreakerStats};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    pub failure_threshold: u32,
-    pub timeout: Duration,
-    pub success_threshold: u32,
-}
-
-impl BreakerConfig {
-    /// DIVE's thresholds, with the open timeout multiplied by `time_scale`.
-    pub fn dive(breaker: Breaker, time_scale: f64) -> BreakerConfig {
-        let (failure_threshold, timeout_s, success_threshold) = match breaker {
-            Breaker::Opa => (5, 60, 2),
-            Breaker::Keycloak => (3, 30, 2),
-            Breaker::Mongodb => (5, 60, 3),
-            Breaker::Kas => (3, 30, 2),
-        };
-        BreakerConfig {
-            failure_threshold,
-            timeout: Duration::from_secs(timeout_s).mul_f64(time_scale),
-            success_threshold,
-        }
-    }
-}
+use crate::vocab::breaker::BreakerConfig;
+use crate::vocab::health::{BreakerState, BreakerStats};
 
 /// Deliberate departures from DIVE's breaker, for proving the recovery scenarios can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +140,7 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+    use crate::vocab::health::Breaker;
 
     #[derive(Deserialize)]
     struct Golden {
@@ -212,7 +190,7 @@ mod tests {
                 "golden breaker traces not found at {}: the replay did NOT run (they are development data, kept beside the repository in shared/golden)",
                 path.display()
             );
-            assert!(!crate::config::must_config().ci, "{msg}");
+            assert!(!crate::infra::config::must_config().ci, "{msg}");
             eprintln!("NOT RUN: {msg}");
             return;
         };

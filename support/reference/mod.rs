@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod behaviour;
 pub mod breaker;
+pub mod deploy;
 pub mod monitoring;
 pub mod pki;
 pub mod ports;
@@ -20,12 +21,15 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 use reqwest::Url;
 
-use crate::config::Runtime;
-use crate::fault::{FaultKind, FaultSpec, Service};
-use crate::http::{Http, join};
-use crate::poll::eventually;
+use crate::infra::config::Runtime;
+use crate::infra::exec::{Spawner, runs};
+use crate::infra::http::{Http, join};
+use crate::infra::os::random_hex;
+use crate::infra::poll::eventually;
+use crate::vocab::coalition::{DEFAULT_TEST_PASSWORD, HUB, instance_label};
+use crate::vocab::fault::{FaultKind, FaultSpec, Service};
 use behaviour::Behaviour;
-use redis::{DockerRedis, LocalRedis, Redis, Spawner};
+use redis::{DockerRedis, LocalRedis, Redis};
 use server::ControlledServer;
 use standins::KeycloakRealm;
 
@@ -79,9 +83,6 @@ pub struct Reference {
     spawner: Arc<Spawner>,
 }
 
-/// The password of the reference test users (DIVE's default).
-pub const TEST_PASSWORD: &str = "TestUser2025!Pilot";
-
 impl Reference {
     /// Starts the hub (code USA) and the given spokes.
     pub async fn start(
@@ -91,7 +92,7 @@ impl Reference {
         spokes: &[&str],
         temp_root: PathBuf,
     ) -> Result<Reference, String> {
-        if runtime_kind == Runtime::Local && !redis::runs("redis-server") {
+        if runtime_kind == Runtime::Local && !runs("redis-server") {
             return Err("redis-server is not installed: install it (apt-get install -y redis-server), or start a Docker daemon (or set DIVE_REFERENCE_RUNTIME=docker) to run Redis in containers".to_string());
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -115,7 +116,7 @@ impl Reference {
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;
-        let dir = temp_root.join(format!("reference-{}-{}", std::process::id(), standins::random_hex()));
+        let dir = temp_root.join(format!("reference-{}-{}", std::process::id(), random_hex()));
         let spawner = Arc::new(Spawner::new());
         let blacklist = start_redis(runtime_kind, runtime.handle(), &dir, "blacklist", true, &spawner).await?;
         let mut reference = Reference {
@@ -132,7 +133,7 @@ impl Reference {
             spawner,
         };
         let registered: Vec<String> = spokes.iter().map(|c| c.to_uppercase()).collect();
-        reference.add_instance("USA", &[], None, &registered).await?;
+        reference.add_instance(HUB, &[], None, &registered).await?;
         let hub_issuer = reference.hub_issuer();
         let hub_backend = reference.instances[0].backend_url();
         for code in spokes {
@@ -164,7 +165,7 @@ impl Reference {
         registered_spokes: &[String],
     ) -> Result<(), String> {
         let rt = self.handle()?;
-        let realm = Arc::new(KeycloakRealm::for_instance(code, TEST_PASSWORD));
+        let realm = Arc::new(KeycloakRealm::for_instance(code, DEFAULT_TEST_PASSWORD));
         let serve = |name: &str, tls: bool, make: server::MakeRouter| {
             ControlledServer::start(
                 &format!("{code} {name}"),
@@ -255,13 +256,13 @@ impl Reference {
             Service::Keycloak => Some(inst.keycloak.clone()),
             Service::Mongodb => Some(inst.mongodb.clone()),
             Service::Kas => Some(inst.kas.clone()),
-            Service::Redis | Service::BlacklistRedis => None,
+            Service::CacheRedis | Service::RevocationStore => None,
         })
     }
 
     fn redis(&self, spec: &FaultSpec) -> Result<Arc<Redis>, String> {
         match spec.service {
-            Service::Redis => Ok(self.instance(&spec.instance)?.cache.clone()),
+            Service::CacheRedis => Ok(self.instance(&spec.instance)?.cache.clone()),
             _ => Ok(self.blacklist.clone()),
         }
     }
@@ -274,7 +275,7 @@ impl Reference {
             Service::Keycloak,
             Service::Mongodb,
             Service::Kas,
-            Service::Redis,
+            Service::CacheRedis,
         ]
         .into_iter()
         .map(|service| FaultSpec {
@@ -325,7 +326,10 @@ impl Reference {
                     &format!("{} to bind its port again", server.name()),
                     Duration::from_millis(50),
                     Duration::from_secs(10),
-                    async || server.restart(),
+                    {
+                        let server = server.clone();
+                        move || std::future::ready(server.restart())
+                    },
                 )
                 .await
                 .map(|_| ())
@@ -342,16 +346,12 @@ impl Reference {
 
     /// Starts Prometheus and AlertManager for this deployment, scraping every backend with DIVE's
     /// job and instance labels (`hub-backend`/`hub` for the hub, `<code>-backend`/`<code>`).
-    pub async fn start_monitoring(&self) -> Result<monitoring::LocalMonitoring, String> {
+    pub async fn start_monitoring(&self) -> Result<monitoring::ReferenceMonitoring, String> {
         let targets: Vec<_> = self
             .instances
             .iter()
             .map(|i| {
-                let name = if i.code == "USA" {
-                    "hub".to_string()
-                } else {
-                    i.code.to_lowercase()
-                };
+                let name = instance_label(&i.code);
                 monitoring::ScrapeTarget {
                     job: format!("{name}-backend"),
                     instance: name,
@@ -361,7 +361,7 @@ impl Reference {
             .collect();
         let dir = self.dir.join("monitoring");
         match self.runtime_kind {
-            Runtime::Local => monitoring::LocalMonitoring::start(
+            Runtime::Local => monitoring::ReferenceMonitoring::start(
                 &self.behaviour,
                 self.time_scale,
                 &self.ca_pem,
@@ -373,7 +373,7 @@ impl Reference {
                 let (behaviour, scale, ca) = (self.behaviour.clone(), self.time_scale, self.ca_pem.clone());
                 self.handle()?
                     .spawn(async move {
-                        monitoring::LocalMonitoring::start_docker(&behaviour, scale, &ca, &targets, &dir).await
+                        monitoring::ReferenceMonitoring::start_docker(&behaviour, scale, &ca, &targets, &dir).await
                     })
                     .await
                     .map_err(|e| e.to_string())?
@@ -383,10 +383,10 @@ impl Reference {
 
     /// Whether the service answers its own probe (a paused one does not, within a second). A
     /// stack answers when every part of it does.
-    pub async fn answers(&self, http: &Http, spec: &FaultSpec) -> Result<(), String> {
+    pub async fn answers(&self, spec: &FaultSpec) -> Result<(), String> {
         if spec.service == Service::Stack {
             for part in Reference::stack(spec) {
-                Box::pin(self.answers(http, &part)).await?;
+                Box::pin(self.answers(&part)).await?;
             }
             return Ok(());
         }
@@ -401,6 +401,9 @@ impl Reference {
                 Service::Mongodb => join(&http_url(&server), "/ping"),
                 _ => join(&http_url(&server), "/health"),
             };
+            // A client of its own: this may run on a runtime other than the reference's (a fault
+            // restored from a guard's drop), where pooled connections would not be served.
+            let http = Http::trusting(self.ca_pem.as_bytes())?;
             return http.get_ok(&probe, PATIENCE).await;
         }
         let url = self.redis(spec)?.url();

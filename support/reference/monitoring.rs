@@ -5,8 +5,8 @@
 //! stale targets). Processes die with the deployment (see [`super::redis::Spawner`]).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -15,10 +15,10 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::behaviour::Behaviour;
-use super::redis::{Spawner, runs};
-
-/// DIVE's scrape and evaluation interval.
-pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
+use super::ports::Lease;
+use crate::infra::exec::{Spawner, Tied, runs};
+use crate::vocab::alerts::SCRAPE_INTERVAL;
+use crate::vocab::units::{go_duration, parse_duration};
 
 /// The rule files the suite ships (DIVE's real durations; scaled per run).
 pub const RULE_FIXTURES: &[&str] = &["fixtures/prometheus/rules/dive-resilience.yml"];
@@ -33,58 +33,19 @@ pub struct ScrapeTarget {
 }
 
 /// The monitoring pair of one reference deployment: child processes, or containers.
-pub struct LocalMonitoring {
+pub struct ReferenceMonitoring {
     pub prometheus: Url,
     pub alertmanager: Url,
     /// The generated rule files this Prometheus was told to load (scaled), for `promtool`.
     pub rule_files: Vec<PathBuf>,
-    children: Mutex<Vec<Child>>,
+    _processes: Vec<Tied>,
+    /// The two ports, held for as long as the programs may listen on them.
+    _ports: Vec<Lease>,
     // Held only so that the containers live as long as the deployment.
     _containers: Vec<ContainerAsync<GenericImage>>,
     // The stale targets' ports, held so no other process takes them: they accept connections and
     // never answer, so every scrape of them times out.
     _stale: Vec<std::net::TcpListener>,
-}
-
-impl Drop for LocalMonitoring {
-    fn drop(&mut self) {
-        if let Ok(mut children) = self.children.lock() {
-            for child in children.iter_mut() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-/// A Go duration in milliseconds, the form both Prometheus and AlertManager parse.
-pub fn go_duration(d: Duration) -> String {
-    format!("{}ms", d.as_millis().max(1))
-}
-
-/// Parses a Prometheus duration made of `h`, `m`, `s` and `ms` parts (`1m`, `5m`, `1m30s`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else {
-            let unit = match rest.chars().next()? {
-                'h' => Duration::from_secs(3600),
-                'm' => Duration::from_secs(60),
-                's' => Duration::from_secs(1),
-                _ => return None,
-            };
-            (unit, 1)
-        };
-        total += unit * n as u32;
-        rest = &rest[len..];
-    }
-    Some(total)
 }
 
 /// Rewrites every `for:` and every range selector `[..]` of a rule file by `time_scale`.
@@ -176,18 +137,18 @@ pub fn prometheus_config(
 /// Job names DIVE gives its spoke targets, with the stale host ports of contract section 5.
 pub const STALE_SPOKE_JOBS: &[(&str, &str)] = &[("fra", "4001"), ("deu", "4003"), ("gbr", "4002"), ("est", "4008")];
 
-/// What [`LocalMonitoring::configure`] wrote: where, and the ports to listen on.
+/// What [`ReferenceMonitoring::configure`] wrote: where, and the ports to listen on.
 pub struct Generated {
     prom_dir: PathBuf,
     am_dir: PathBuf,
-    prom_port: u16,
-    am_port: u16,
+    prom_port: Lease,
+    am_port: Lease,
     rule_files: Vec<PathBuf>,
     dir: PathBuf,
     stale: Vec<std::net::TcpListener>,
 }
 
-impl LocalMonitoring {
+impl ReferenceMonitoring {
     /// Writes the configuration under `dir` and starts both programs as child processes.
     pub fn start(
         behaviour: &Behaviour,
@@ -196,14 +157,14 @@ impl LocalMonitoring {
         targets: &[ScrapeTarget],
         dir: &Path,
         spawner: &Arc<Spawner>,
-    ) -> Result<LocalMonitoring, String> {
-        for program in ["prometheus", "prometheus-alertmanager"] {
-            if !runs(program) {
-                return Err(format!(
-                    "{program} is not installed: apt-get install -y prometheus prometheus-alertmanager (or start a Docker daemon)"
-                ));
-            }
+    ) -> Result<ReferenceMonitoring, String> {
+        if !runs("prometheus") {
+            return Err(
+                "prometheus is not installed: apt-get install -y prometheus prometheus-alertmanager (or start a Docker daemon)"
+                    .to_string(),
+            );
         }
+        alertmanager_program()?;
         let g = Self::configure(behaviour, time_scale, ca_pem, targets, dir)?;
         Self::launch(g, time_scale, spawner)
     }
@@ -216,7 +177,7 @@ impl LocalMonitoring {
         ca_pem: &str,
         targets: &[ScrapeTarget],
         dir: &Path,
-    ) -> Result<LocalMonitoring, String> {
+    ) -> Result<ReferenceMonitoring, String> {
         let g = Self::configure(behaviour, time_scale, ca_pem, targets, dir)?;
         let resend = go_duration(Duration::from_secs(60).mul_f64(time_scale));
         let container = |image: &str, tag: &str, dir: &Path, mount: &str, ready: &str, cmd: Vec<String>| {
@@ -236,7 +197,7 @@ impl LocalMonitoring {
             vec![
                 "--config.file=/etc/alertmanager/alertmanager.yml".into(),
                 "--storage.path=/alertmanager".into(),
-                format!("--web.listen-address=127.0.0.1:{}", g.am_port),
+                format!("--web.listen-address=127.0.0.1:{}", g.am_port.port()),
                 "--cluster.listen-address=".into(),
             ],
         )
@@ -251,18 +212,19 @@ impl LocalMonitoring {
             vec![
                 "--config.file=/etc/prometheus/prometheus.yml".into(),
                 "--storage.tsdb.path=/prometheus".into(),
-                format!("--web.listen-address=127.0.0.1:{}", g.prom_port),
+                format!("--web.listen-address=127.0.0.1:{}", g.prom_port.port()),
                 "--web.enable-lifecycle".into(),
                 format!("--rules.alert.resend-delay={resend}"),
             ],
         )
         .await
         .map_err(|e| format!("prometheus container: {e}"))?;
-        Ok(LocalMonitoring {
-            prometheus: loopback(g.prom_port)?,
-            alertmanager: loopback(g.am_port)?,
+        Ok(ReferenceMonitoring {
+            prometheus: loopback(g.prom_port.port())?,
+            alertmanager: loopback(g.am_port.port())?,
             rule_files: g.rule_files,
-            children: Mutex::new(Vec::new()),
+            _processes: Vec::new(),
+            _ports: vec![g.prom_port, g.am_port],
             _containers: vec![am, prom],
             _stale: g.stale,
         })
@@ -320,13 +282,9 @@ impl LocalMonitoring {
                 });
             }
         }
-        let am_port = super::ports::lease()
-            .map(|l| l.port())
-            .map_err(|e| format!("free port: {e}"))?;
-        let prom_port = super::ports::lease()
-            .map(|l| l.port())
-            .map_err(|e| format!("free port: {e}"))?;
-        let am_addr = format!("127.0.0.1:{am_port}");
+        let am_port = super::ports::lease().map_err(|e| format!("free port: {e}"))?;
+        let prom_port = super::ports::lease().map_err(|e| format!("free port: {e}"))?;
+        let am_addr = format!("127.0.0.1:{}", am_port.port());
         write(
             &prom_dir.join("prometheus.yml"),
             &prometheus_config(behaviour, time_scale, targets, &stale, &am_addr),
@@ -342,59 +300,51 @@ impl LocalMonitoring {
         })
     }
 
-    fn launch(g: Generated, time_scale: f64, spawner: &Arc<Spawner>) -> Result<LocalMonitoring, String> {
-        let Generated {
-            prom_dir,
-            am_dir,
-            prom_port,
-            am_port,
-            rule_files,
-            dir,
-            stale,
-        } = g;
-        let am_addr = format!("127.0.0.1:{am_port}");
+    fn launch(g: Generated, time_scale: f64, spawner: &Arc<Spawner>) -> Result<ReferenceMonitoring, String> {
         let log = |name: &str| -> Result<Stdio, String> {
-            std::fs::File::create(dir.join(name))
+            std::fs::File::create(g.dir.join(name))
                 .map(Stdio::from)
                 .map_err(|e| format!("{name}: {e}"))
         };
-        let mut am = Command::new("prometheus-alertmanager");
-        am.arg(format!("--config.file={}", am_dir.join("alertmanager.yml").display()))
-            .arg(format!("--storage.path={}", am_dir.join("data").display()))
-            .arg(format!("--web.listen-address={am_addr}"))
+        let am_args = vec![
+            format!("--config.file={}", g.am_dir.join("alertmanager.yml").display()),
+            format!("--storage.path={}", g.am_dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{}", g.am_port.port()),
             // No gossip port: each deployment's AlertManager stands alone.
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log("alertmanager.log")?);
-        let mut prom = Command::new("prometheus");
-        prom.arg(format!("--config.file={}", prom_dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", prom_dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--web.enable-lifecycle")
-            .arg(format!(
+            "--cluster.listen-address=".to_string(),
+        ];
+        let prom_args = vec![
+            format!("--config.file={}", g.prom_dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", g.prom_dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{}", g.prom_port.port()),
+            "--web.enable-lifecycle".to_string(),
+            format!(
                 "--rules.alert.resend-delay={}",
                 go_duration(Duration::from_secs(60).mul_f64(time_scale))
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log("prometheus.log")?);
-        let mut children = Vec::new();
-        children.push(spawner.spawn(am).map_err(|e| format!("prometheus-alertmanager: {e}"))?);
-        let monitoring = LocalMonitoring {
-            prometheus: loopback(prom_port)?,
-            alertmanager: loopback(am_port)?,
-            rule_files,
-            children: Mutex::new(children),
+            ),
+        ];
+        let am = spawner.spawn(alertmanager_program()?, &am_args, log("alertmanager.log")?)?;
+        let prom = spawner.spawn("prometheus", &prom_args, log("prometheus.log")?)?;
+        Ok(ReferenceMonitoring {
+            prometheus: loopback(g.prom_port.port())?,
+            alertmanager: loopback(g.am_port.port())?,
+            rule_files: g.rule_files,
+            _processes: vec![am, prom],
+            _ports: vec![g.prom_port, g.am_port],
             _containers: Vec::new(),
-            _stale: stale,
-        };
-        let child = spawner.spawn(prom).map_err(|e| format!("prometheus: {e}"))?;
-        if let Ok(mut c) = monitoring.children.lock() {
-            c.push(child);
-        }
-        Ok(monitoring)
+            _stale: g.stale,
+        })
     }
+}
+
+/// AlertManager's program: Debian names it `prometheus-alertmanager`, upstream `alertmanager`.
+fn alertmanager_program() -> Result<&'static str, String> {
+    ["prometheus-alertmanager", "alertmanager"]
+        .into_iter()
+        .find(|p| runs(p))
+        .ok_or_else(|| {
+            "neither prometheus-alertmanager nor alertmanager is installed: apt-get install -y prometheus-alertmanager (or start a Docker daemon)".to_string()
+        })
 }
 
 fn loopback(port: u16) -> Result<Url, String> {
@@ -412,12 +362,5 @@ mod tests {
             scale_rules(text, 0.1),
             "      - alert: X\n        expr: increase(x[30000ms]) > 10\n        for: 12000ms\n"
         );
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5x"), None);
     }
 }

@@ -9,9 +9,8 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-use crate::config::must_config;
-use crate::fault::process_start;
-use crate::reference::standins::random_u64;
+use crate::infra::config::must_config;
+use crate::infra::os::{process_start, random_u64};
 
 /// A port held for one service of one deployment; released on drop.
 #[derive(Debug)]

@@ -4,77 +4,17 @@
 //! blacklist survives a restart as DIVE's does.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::fault::FaultKind;
-
-/// Spawns child processes from one long-lived thread, so that `PR_SET_PDEATHSIG` (which fires
-/// when the spawning *thread* ends) kills them exactly when the deployment or the test process
-/// goes away, and never earlier.
-pub struct Spawner {
-    jobs: Mutex<mpsc::Sender<(Command, mpsc::Sender<std::io::Result<Child>>)>>,
-}
-
-impl Spawner {
-    pub fn new() -> Spawner {
-        let (tx, rx) = mpsc::channel::<(Command, mpsc::Sender<std::io::Result<Child>>)>();
-        std::thread::spawn(move || {
-            for (mut cmd, reply) in rx {
-                let _ = reply.send(spawn_tied(&mut cmd));
-            }
-        });
-        Spawner { jobs: Mutex::new(tx) }
-    }
-
-    pub fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
-        let (tx, rx) = mpsc::channel();
-        let gone = || std::io::Error::other("the spawner thread is gone");
-        self.jobs
-            .lock()
-            .map_err(|_| gone())?
-            .send((cmd, tx))
-            .map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
-    }
-}
-
-impl Default for Spawner {
-    fn default() -> Self {
-        Spawner::new()
-    }
-}
-
-fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-/// True when `program` runs (`program --version` exits 0).
-pub fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use crate::infra::exec::{Spawner, Tied};
+use crate::infra::poll::eventually;
+use crate::vocab::fault::FaultKind;
 
 pub enum Redis {
     Local(LocalRedis),
@@ -113,14 +53,14 @@ pub struct LocalRedis {
     port: super::ports::Lease,
     dir: PathBuf,
     aof: bool,
-    child: Mutex<Option<Child>>,
-    spawner: std::sync::Arc<Spawner>,
+    process: Mutex<Option<Tied>>,
+    spawner: Arc<Spawner>,
 }
 
 impl LocalRedis {
     /// Starts Redis on a leased port and waits until it answers. Should the port still be taken
     /// (by a program that knows nothing of leases), Redis exits and another port is tried.
-    pub async fn start(dir: PathBuf, aof: bool, spawner: std::sync::Arc<Spawner>) -> Result<LocalRedis, String> {
+    pub async fn start(dir: PathBuf, aof: bool, spawner: Arc<Spawner>) -> Result<LocalRedis, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut last = String::new();
         for _ in 0..3 {
@@ -129,7 +69,7 @@ impl LocalRedis {
                 port,
                 dir: dir.clone(),
                 aof,
-                child: Mutex::new(None),
+                process: Mutex::new(None),
                 spawner: spawner.clone(),
             };
             redis.launch()?;
@@ -143,7 +83,7 @@ impl LocalRedis {
 
     async fn until_ready(&self) -> Result<(), String> {
         let url = format!("redis://127.0.0.1:{}", self.port.port());
-        let ready = crate::poll::eventually(
+        let ready = eventually(
             "redis-server answering PING",
             Duration::from_millis(20),
             Duration::from_secs(10),
@@ -165,81 +105,54 @@ impl LocalRedis {
     }
 
     fn exited(&self) -> bool {
-        self.child
+        self.process
             .lock()
-            .map(|mut c| c.as_mut().is_none_or(|c| !matches!(c.try_wait(), Ok(None))))
+            .map(|p| p.as_ref().is_none_or(Tied::exited))
             .unwrap_or(true)
     }
 
     fn launch(&self) -> Result<(), String> {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &self.port.port().to_string(),
-            "--save",
-            "",
-            "--daemonize",
-            "no",
-        ])
-        .args(["--appendonly", if self.aof { "yes" } else { "no" }])
-        .arg("--dir")
-        .arg(&self.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = self
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--port", &self.port.port().to_string()]
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        args.extend(["--save", "", "--daemonize", "no", "--appendonly"].map(str::to_string));
+        args.push(if self.aof { "yes" } else { "no" }.to_string());
+        args.extend(["--dir".to_string(), self.dir.display().to_string()]);
+        let process = self
             .spawner
-            .spawn(cmd)
-            .map_err(|e| format!("redis-server: {e}; install it (apt-get install -y redis-server)"))?;
-        if let Ok(mut slot) = self.child.lock() {
-            *slot = Some(child);
+            .spawn("redis-server", &args, Stdio::null())
+            .map_err(|e| format!("{e}; install it (apt-get install -y redis-server)"))?;
+        if let Ok(mut slot) = self.process.lock() {
+            *slot = Some(process);
         }
         Ok(())
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        if let Ok(slot) = self.child.lock()
-            && let Some(child) = slot.as_ref()
-        {
-            // SAFETY: plain kill(2) on a child we own.
-            unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-        }
-    }
-
-    fn end(&self, sig: libc::c_int) {
-        self.signal(libc::SIGCONT);
-        self.signal(sig);
-        let child = self.child.lock().ok().and_then(|mut s| s.take());
-        if let Some(mut child) = child {
-            let _ = child.wait();
-        }
-    }
-
     fn apply(&self, kind: FaultKind) -> Result<(), String> {
+        let Ok(mut slot) = self.process.lock() else {
+            return Err("redis process lock poisoned".to_string());
+        };
         match kind {
-            FaultKind::Stop => self.end(libc::SIGTERM),
-            FaultKind::Kill => self.end(libc::SIGKILL),
-            FaultKind::Pause => self.signal(libc::SIGSTOP),
-        }
+            FaultKind::Stop => slot.take().map(|p| p.end(libc::SIGTERM)),
+            FaultKind::Kill => slot.take().map(|p| p.end(libc::SIGKILL)),
+            FaultKind::Pause => slot.as_ref().map(|p| p.signal(libc::SIGSTOP)),
+        };
         Ok(())
     }
 
     fn restore(&self, kind: FaultKind) -> Result<(), String> {
         match kind {
             FaultKind::Pause => {
-                self.signal(libc::SIGCONT);
+                if let Ok(slot) = self.process.lock()
+                    && let Some(p) = slot.as_ref()
+                {
+                    p.signal(libc::SIGCONT);
+                }
                 Ok(())
             }
             FaultKind::Stop | FaultKind::Kill => self.launch(),
         }
-    }
-}
-
-impl Drop for LocalRedis {
-    fn drop(&mut self) {
-        self.end(libc::SIGKILL);
     }
 }
 
@@ -293,9 +206,4 @@ pub async fn ping(url: &str) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-/// True when a Docker daemon answers on `socket`.
-pub fn docker_daemon_answers(socket: &std::path::Path) -> bool {
-    std::os::unix::net::UnixStream::connect(socket).is_ok()
 }

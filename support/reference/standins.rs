@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,7 +15,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::model::TokenAnswer;
+use crate::infra::os::{random_hex, unix_now};
+use crate::vocab::api::TokenAnswer;
 
 /// DIVE's classification ladder, lowest first; test user `-n` holds level `n - 1`.
 pub const CLASSIFICATIONS: [&str; 5] = ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP_SECRET"];
@@ -29,33 +29,6 @@ pub fn rank(classification: &str) -> usize {
         .iter()
         .position(|c| *c == classification)
         .unwrap_or(usize::MAX)
-}
-
-/// A unique-enough random number for ids, ports and throwaway secrets (no cryptographic use).
-pub fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-/// A unique-enough hex string for ids and throwaway secrets (no cryptographic use).
-pub fn random_hex() -> String {
-    format!("{:016x}", random_u64())
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------- OPA

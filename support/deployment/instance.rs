@@ -1,0 +1,213 @@
+//! One DIVE instance (the hub or a spoke) as the tests talk to it: its health API, its token
+//! endpoint, its resources, revocation and federation routes, and the faults its services can take.
+//! Whether those services are the reference's processes or a live DIVE's containers is hidden
+//! behind the [`Control`] the instance was given.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+
+use crate::deployment::rehearsal::Rehearsal;
+use crate::fault::ledger::Ledger;
+use crate::fault::{Control, FaultGuard, Lockout};
+use crate::infra::config::Secret;
+use crate::infra::http::{Http, HttpError, join};
+use crate::vocab::api::{BlacklistCheck, Blacklisted, FederationHealth, ResourceList, TokenAnswer};
+use crate::vocab::fault::{FaultKind, FaultSpec, Service};
+use crate::vocab::finding::Finding;
+use crate::vocab::health::Detailed;
+
+/// Health calls wait this long: with MongoDB stopped, v15a's detailed check takes 60-120 s.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// Credentials for the direct grant of one realm.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub realm: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub user: String,
+    pub password: Secret,
+}
+
+pub struct Instance {
+    pub code: String,
+    pub backend: Url,
+    /// The Keycloak that issues this instance's tokens.
+    pub keycloak: Url,
+    /// Where this DIVE serves its health API: `/health` (v15a) or `/api/health` (HEAD).
+    pub health_base: String,
+    pub credentials: Credentials,
+    pub(crate) http: Http,
+    pub(crate) control: Arc<dyn Control>,
+    pub(crate) ledger: Ledger,
+    /// Set in a dry run: faults are shown as the target's commands.
+    pub(crate) rehearsal: Option<Arc<Rehearsal>>,
+}
+
+impl Instance {
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    pub fn health_url(&self, leaf: &str) -> Url {
+        join(&self.backend, &format!("{}{leaf}", self.health_base))
+    }
+
+    /// `GET {health}/detailed`, any status, with the long timeout that a down MongoDB needs. Scenario
+    /// code reads health through `Scenario::detailed`, which also journals what changed.
+    pub async fn detailed(&self) -> Result<Detailed, HttpError> {
+        Ok(self
+            .http
+            .get::<Detailed>(&self.health_url("/detailed"), HEALTH_TIMEOUT)
+            .await?
+            .body)
+    }
+
+    /// A fresh access token for `user` through the direct grant (contract section 6).
+    pub async fn token_for(&self, user: &str) -> Result<String, Finding> {
+        let c = &self.credentials;
+        let url = join(
+            &self.keycloak,
+            &format!("/realms/{}/protocol/openid-connect/token", c.realm),
+        );
+        let form = [
+            ("grant_type", "password"),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.expose()),
+            ("username", user),
+            ("password", c.password.expose()),
+        ];
+        let answer = self
+            .http
+            .json::<TokenAnswer>(self.http.request(Method::POST, &url).form(&form))
+            .await
+            .map_err(|e| match e {
+                HttpError::Decode { status, body, .. } => Finding::precondition(format!(
+                    "token request for {user} at {url} answered {status}: {body}; check DIVE_TEST_USER, DIVE_TEST_PASSWORD and DIVE_KEYCLOAK_CLIENT_SECRET"
+                )),
+                other => Finding::precondition(format!("token request failed: {other}; is Keycloak up at {}?", self.keycloak)),
+            })?;
+        Ok(answer.body.access_token)
+    }
+
+    /// The ids of the resources `token` may list (`GET /api/resources`); a precondition failure when
+    /// that does not work or lists nothing, since nothing could then be authorized.
+    pub async fn resource_ids(&self, token: &str) -> Result<Vec<String>, Finding> {
+        let url = join(&self.backend, "/api/resources");
+        let list = self
+            .http
+            .json::<ResourceList>(self.http.request(Method::GET, &url).bearer_auth(token))
+            .await
+            .map_err(|e| Finding::precondition(format!("cannot list resources: {e}")))?;
+        if !list.status.is_success() {
+            return Err(Finding::precondition(format!("GET {url} answered {}", list.status)));
+        }
+        let ids: Vec<String> = list.body.resources.into_iter().map(|r| r.resource_id).collect();
+        if ids.is_empty() {
+            return Err(Finding::precondition(format!(
+                "GET {url} lists no resources: nothing to authorize (was the instance seeded by `./dive hub deploy`?)"
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// Whether `token` is accepted: `GET /api/resources` answers 200 (true) or 401 (false).
+    pub async fn accepts(&self, token: &str) -> Result<bool, String> {
+        self.access().accepts(token).await
+    }
+
+    /// A cheap, cloneable handle for checking tokens from concurrent tasks.
+    pub fn access(&self) -> Access {
+        Access {
+            code: self.code.clone(),
+            http: self.http.clone(),
+            url: join(&self.backend, "/api/resources"),
+        }
+    }
+
+    /// Revokes `token` here (`POST /api/auth/blacklist-token`, contract section 7).
+    pub async fn revoke(&self, token: &str) -> Result<Blacklisted, Finding> {
+        let url = join(&self.backend, "/api/auth/blacklist-token");
+        let answer = self
+            .http
+            .json::<Blacklisted>(self.http.request(Method::POST, &url).bearer_auth(token))
+            .await;
+        match answer {
+            Ok(a) if a.status.is_success() => Ok(a.body),
+            Ok(a) => Err(Finding::fail(format!("{url} answered {}", a.status))),
+            Err(e) => Err(Finding::fail(format!("revocation failed: {e}"))),
+        }
+    }
+
+    /// `POST /api/blacklist/check`: whether this instance's revocation store lists `jti`.
+    pub async fn lists_revoked(&self, jti: &str) -> Result<bool, String> {
+        let url = join(&self.backend, "/api/blacklist/check");
+        let request = self
+            .http
+            .request(Method::POST, &url)
+            .json(&serde_json::json!({ "jti": jti }));
+        let answer = self
+            .http
+            .json::<BlacklistCheck>(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(answer.body.is_blacklisted)
+    }
+
+    /// `GET /api/federation/health` (the hub's view of its spokes).
+    pub async fn federation_health(&self) -> Result<FederationHealth, String> {
+        let url = join(&self.backend, "/api/federation/health");
+        Ok(self
+            .http
+            .get::<FederationHealth>(&url, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?
+            .body)
+    }
+
+    /// Records the lock-out a revocation of `user`'s token will cause, so that it is lifted even if
+    /// the run dies; call it before revoking.
+    pub fn lockout(&self, user: &str) -> Result<Lockout, Finding> {
+        Lockout::record(self.control.clone(), user, &self.ledger)
+            .map_err(|e| Finding::precondition(format!("cannot record the lock-out of {user}: {e}")))
+    }
+
+    /// Applies one fault to one of this instance's services.
+    pub async fn fault(&self, service: Service, kind: FaultKind) -> Result<FaultGuard, Finding> {
+        let spec = FaultSpec {
+            instance: self.code.clone(),
+            service,
+            kind,
+        };
+        if let Some(rehearsal) = &self.rehearsal {
+            let (apply, undo) = rehearsal.commands(&spec);
+            let line = format!("DRY RUN: fault {spec}: would run `{apply}`, verify its effect, later `{undo}`");
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        FaultGuard::apply(self.control.clone(), spec, &self.ledger)
+            .await
+            .map_err(|e| Finding::fail(format!("could not apply the fault: {e}")))
+    }
+}
+
+/// Token checks against one instance, usable from a spawned task.
+#[derive(Clone)]
+pub struct Access {
+    pub code: String,
+    http: Http,
+    url: Url,
+}
+
+impl Access {
+    pub async fn accepts(&self, token: &str) -> Result<bool, String> {
+        let request = self.http.request(Method::GET, &self.url).bearer_auth(token);
+        match self.http.text(request).await.map_err(|e| e.to_string())? {
+            (status, _, _) if status.is_success() => Ok(true),
+            (StatusCode::UNAUTHORIZED, _, _) => Ok(false),
+            (status, _, body) => Err(format!("{}: {status} {body}", self.code)),
+        }
+    }
+}

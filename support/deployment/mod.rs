@@ -1,0 +1,125 @@
+//! Layer 4, the deployment under test and what watches it: its instances (hub first) as API
+//! clients, the traffic that moves DIVE's breakers, the live target's controls, the dry run, and
+//! the monitoring pair with its pipeline checks. Tests talk to [`Deployment`] and
+//! [`instance::Instance`]; who starts a deployment (the reference, or a live DIVE through its
+//! configuration) is decided above this layer, in `scenario::start`.
+
+pub mod instance;
+pub mod live;
+pub mod monitors;
+pub mod promtool;
+pub mod rehearsal;
+pub mod traffic;
+
+use std::any::Any;
+
+use tokio::sync::OnceCell;
+
+use crate::fault::ledger::{Ledger, restore_on_signal};
+use crate::infra::config::Config;
+use crate::infra::dive::Dive;
+use crate::vocab::finding::Finding;
+use instance::Instance;
+use monitors::Monitors;
+
+/// What a deployment is started with, beyond the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub spokes: bool,
+    pub monitored: bool,
+}
+
+impl Shape {
+    pub const HUB: Shape = Shape {
+        spokes: false,
+        monitored: false,
+    };
+    pub const FEDERATION: Shape = Shape {
+        spokes: true,
+        monitored: false,
+    };
+    pub const MONITORED: Shape = Shape {
+        spokes: false,
+        monitored: true,
+    };
+}
+
+/// The deployment under test.
+pub struct Deployment {
+    /// What it is, for reports: `reference (intended, Local runtime, time scale 0.1)`.
+    pub target: String,
+    /// DIVE's timers on this deployment, relative to DIVE's own (1 on a live DIVE).
+    pub time_scale: f64,
+    pub(crate) instances: Vec<Instance>,
+    /// Prometheus and AlertManager: always for live, on request for the reference.
+    pub(crate) monitors: Option<Monitors>,
+    /// The reference deployment's CA certificate (PEM), to point other clients at it.
+    pub(crate) ca_pem: Option<String>,
+    /// `./dive`, when the user allowed a clean-slate deploy through it (`DIVE_LIVE_DEPLOY=1`).
+    pub(crate) cli: Option<Dive>,
+    /// Whatever must live as long as the deployment: the reference's processes, the live lock.
+    pub(crate) _keep: Box<dyn Any + Send + Sync>,
+}
+
+static SWEPT: OnceCell<()> = OnceCell::const_new();
+
+/// Undoes what a killed earlier run left behind; once per process, before anything else.
+pub async fn sweep_ledger(config: &Config) {
+    SWEPT
+        .get_or_init(|| async {
+            let ledger = Ledger::new(&config.state_dir);
+            if config.dry_run {
+                for entry in ledger.orphans() {
+                    eprintln!(
+                        "DRY RUN: the ledger lists {} left behind; a real run restores it first",
+                        entry.change
+                    );
+                }
+                return;
+            }
+            for line in ledger.sweep().await {
+                eprintln!("{line}");
+            }
+            restore_on_signal(ledger);
+        })
+        .await;
+}
+
+impl Deployment {
+    pub fn hub(&self) -> &Instance {
+        &self.instances[0]
+    }
+
+    pub fn spokes(&self) -> &[Instance] {
+        &self.instances[1..]
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    /// The instance with this code, as a precondition failure when there is none.
+    pub fn instance(&self, code: &str) -> Result<&Instance, Finding> {
+        self.instances
+            .iter()
+            .find(|i| i.code.eq_ignore_ascii_case(code))
+            .ok_or_else(|| {
+                Finding::precondition(format!("no instance {code} in this deployment; add it to DIVE_SPOKES"))
+            })
+    }
+
+    /// The reference deployment's CA certificate (PEM), to point other clients at it.
+    pub fn reference_ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Prometheus and AlertManager of this deployment; a reference deployment has them only when
+    /// it was started monitored.
+    pub fn monitors(&self) -> Result<&Monitors, Finding> {
+        self.monitors.as_ref().ok_or_else(|| {
+            Finding::precondition(
+                "this deployment was started without monitoring; use Deployment::from_config_monitored",
+            )
+        })
+    }
+}

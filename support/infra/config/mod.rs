@@ -1,0 +1,349 @@
+//! The suite's configuration: every environment variable it understands, read once into one typed
+//! value. Nothing else in the suite reads the environment. A bad value stops the run with one line
+//! that names the variable and the fix, before any fault or traffic.
+
+// The one module allowed to read the environment (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+mod live;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use reqwest::Url;
+
+use crate::infra::exec::Exec;
+use crate::vocab::coalition::{DEFAULT_TEST_PASSWORD, PORT_OFFSETS, port_offset};
+
+/// What the tests run against.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Reference(ReferenceConfig),
+    Live(Box<LiveConfig>),
+}
+
+/// Which DIVE the reference deployment reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// DIVE as the plan intends it: every requirement holds.
+    Intended,
+    /// DIVE as shipped at commit 15a319e6.
+    DiveV15a,
+    /// DIVE as shipped at commit d85d9ec4.
+    DiveHead,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 3] = [Profile::Intended, Profile::DiveV15a, Profile::DiveHead];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Intended => "intended",
+            Profile::DiveV15a => "dive-v15a",
+            Profile::DiveHead => "dive-head",
+        }
+    }
+}
+
+/// Where the reference deployment gets Redis and the monitoring programs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Programs found on PATH, run as child processes.
+    Local,
+    /// Official images through testcontainers; needs a Docker daemon.
+    Docker,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReferenceConfig {
+    pub profile: Profile,
+    /// Explicit choice from `DIVE_REFERENCE_RUNTIME`; `None` picks Docker only when a daemon answers.
+    pub runtime: Option<Runtime>,
+}
+
+/// A secret read from the environment: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// How HTTPS peers are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Trust exactly the certificates of this PEM bundle.
+    CaBundle(PathBuf),
+    /// No verification at all (`DIVE_TLS_INSECURE=1`).
+    Insecure,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub root: PathBuf,
+    pub hub_backend: Url,
+    pub hub_keycloak: Url,
+    pub trust: Trust,
+    pub client_secret: Option<Secret>,
+    pub user: String,
+    pub password: Secret,
+    /// The program that stops and starts DIVE's containers (`docker` unless overridden).
+    pub container_runtime: String,
+    /// DIVE's Prometheus (`PROMETHEUS_URL`; HTTPS at HEAD).
+    pub prometheus: Url,
+    /// DIVE's AlertManager (`ALERTMANAGER_URL`).
+    pub alertmanager: Url,
+    /// The backend URL of each spoke in `Config::spokes`.
+    pub spokes: Vec<SpokeUrls>,
+    /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
+    pub deploy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpokeUrls {
+    pub code: String,
+    pub backend: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    /// DIVE's timers multiplied by this; 1 for live.
+    pub time_scale: f64,
+    /// Where journals and the fault ledger live.
+    pub state_dir: PathBuf,
+    /// `DIVE_DRY_RUN=1`: show what each scenario would do to the target, and do nothing to it.
+    pub dry_run: bool,
+    /// Running in CI (`CI` set): nothing that should run may be skipped.
+    pub ci: bool,
+    /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case.
+    pub spokes: Vec<String>,
+    /// The user whose token the revocation scenario revokes (`DIVE_REVOKE_USER`): dedicated to
+    /// it, because a revocation locks the user out until it expires.
+    pub revoke_user: String,
+    /// Names this run's journal folder: nextest's run id, else start time and process id.
+    pub run_id: String,
+    /// The Docker daemon's socket (`DOCKER_HOST=unix://...`, else the standard path).
+    pub docker_socket: PathBuf,
+    /// Inherited variables that change the behaviour of `./dive` (`INSTANCE`,
+    /// `COMPOSE_PROJECT_NAME`, every `*_LOADED`): removed from its environment.
+    pub dive_leaky_vars: Vec<String>,
+}
+
+/// One bad variable: which one, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration: {}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(var: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_string(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads the configuration from `vars` (the process environment in [`config`]; a map in tests).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name) {
+                None | Some("0") | Some("false") => Ok(false),
+                Some("1") | Some("true") => Ok(true),
+                Some(other) => Err(bad(name, format!("`{other}` is not a flag; use 1 or 0"))),
+            }
+        };
+        let (allow_remote, insecure) = (flag("DIVE_ALLOW_REMOTE")?, flag("DIVE_TLS_INSECURE")?);
+        let state_dir = get("DIVE_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
+
+        let spokes = spoke_codes(get("DIVE_SPOKES").unwrap_or("TST,FRA,DEU"))?;
+        let target = match get("DIVE_TARGET").unwrap_or("reference") {
+            "reference" => {
+                let profile = match get("DIVE_PROFILE").unwrap_or("intended") {
+                    "intended" => Profile::Intended,
+                    "dive-v15a" => Profile::DiveV15a,
+                    "dive-head" => Profile::DiveHead,
+                    other => {
+                        return Err(bad(
+                            "DIVE_PROFILE",
+                            format!("unknown profile `{other}`; use intended, dive-v15a or dive-head"),
+                        ));
+                    }
+                };
+                let runtime = match get("DIVE_REFERENCE_RUNTIME") {
+                    None => None,
+                    Some("local") => Some(Runtime::Local),
+                    Some("docker") => Some(Runtime::Docker),
+                    Some(other) => {
+                        return Err(bad(
+                            "DIVE_REFERENCE_RUNTIME",
+                            format!("unknown runtime `{other}`; use local or docker, or unset it"),
+                        ));
+                    }
+                };
+                Target::Reference(ReferenceConfig { profile, runtime })
+            }
+            "live" => {
+                const REFERENCE_ONLY: [&str; 3] = ["DIVE_PROFILE", "DIVE_TIME_SCALE", "DIVE_REFERENCE_RUNTIME"];
+                for var in REFERENCE_ONLY {
+                    if get(var).is_some() {
+                        return Err(bad(
+                            var,
+                            "applies to the reference target only; unset it for DIVE_TARGET=live",
+                        ));
+                    }
+                }
+                Target::Live(Box::new(live::live_config(&get, &spokes, allow_remote, insecure)?))
+            }
+            other => {
+                return Err(bad(
+                    "DIVE_TARGET",
+                    format!("unknown target `{other}`; use reference (the default) or live"),
+                ));
+            }
+        };
+
+        let time_scale = match (&target, get("DIVE_TIME_SCALE")) {
+            (Target::Live(_), _) => 1.0,
+            (Target::Reference(_), None) => 0.1,
+            (Target::Reference(_), Some(raw)) => match raw.parse::<f64>() {
+                Ok(scale) if scale > 0.0 && scale <= 1.0 => scale,
+                _ => {
+                    return Err(bad(
+                        "DIVE_TIME_SCALE",
+                        format!("`{raw}` is not a number in (0, 1]; use 0.1 (default) up to 1 (DIVE's real timers)"),
+                    ));
+                }
+            },
+        };
+
+        Ok(Config {
+            target,
+            time_scale,
+            state_dir,
+            ci: get("CI").is_some_and(|v| v != "0" && v != "false"),
+            dry_run: flag("DIVE_DRY_RUN")?,
+            spokes,
+            revoke_user: get("DIVE_REVOKE_USER").unwrap_or("testuser-usa-5").to_string(),
+            run_id: get("NEXTEST_RUN_ID").map(str::to_string).unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                format!("{secs}-{}", std::process::id())
+            }),
+            docker_socket: get("DOCKER_HOST")
+                .and_then(|h| h.strip_prefix("unix://"))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+            dive_leaky_vars: vars
+                .keys()
+                .filter(|k| *k == "INSTANCE" || *k == "COMPOSE_PROJECT_NAME" || k.ends_with("_LOADED"))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    /// The time scale of reference deployments in this run: the configured one on the reference
+    /// target; on a live target (self-checks, dry-run rehearsals) the reference default, 0.1.
+    pub fn reference_scale(&self) -> f64 {
+        match self.target {
+            Target::Reference(_) => self.time_scale,
+            Target::Live(_) => 0.1,
+        }
+    }
+
+    pub fn profile(&self) -> Option<Profile> {
+        match &self.target {
+            Target::Reference(r) => Some(r.profile),
+            Target::Live(_) => None,
+        }
+    }
+}
+
+fn spoke_codes(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let codes: Vec<String> = raw
+        .split(',')
+        .map(|c| c.trim().to_uppercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let known = || {
+        PORT_OFFSETS
+            .iter()
+            .skip(1)
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if codes.is_empty() {
+        return Err(bad(
+            "DIVE_SPOKES",
+            format!("lists no spoke; name one or more of {}", known()),
+        ));
+    }
+    for code in &codes {
+        if code == "USA" || port_offset(code).is_none() {
+            return Err(bad(
+                "DIVE_SPOKES",
+                format!("unknown spoke code `{code}`; use codes among {}", known()),
+            ));
+        }
+    }
+    Ok(codes)
+}
+
+static CONFIG: OnceLock<Result<Config, ConfigError>> = OnceLock::new();
+
+/// The configuration of this run, read from the environment on first use.
+pub fn config() -> Result<&'static Config, &'static ConfigError> {
+    CONFIG
+        .get_or_init(|| {
+            let vars: HashMap<String, String> = std::env::vars().collect();
+            let cfg = Config::from_vars(&vars)?;
+            if let Target::Live(live) = &cfg.target
+                && live.trust == Trust::Insecure
+            {
+                eprintln!(
+                    "WARNING: DIVE_TLS_INSECURE=1: TLS certificates are NOT verified; anyone on the path can read the tokens"
+                );
+            }
+            Ok(cfg)
+        })
+        .as_ref()
+}
+
+/// Like [`config`], for tests: a bad configuration fails the test with its one line.
+#[track_caller]
+pub fn must_config() -> &'static Config {
+    match config() {
+        Ok(cfg) => cfg,
+        Err(e) => panic!("{e}"),
+    }
+}

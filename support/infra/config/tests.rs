@@ -1,0 +1,164 @@
+//! Every bad value is refused with one line naming the variable; good ones read as documented.
+
+use super::*;
+
+fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_vars(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+fn fails_on(pairs: &[(&str, &str)], var: &str, says: &str) {
+    refused(cfg(pairs), var, says);
+}
+
+fn refused(result: Result<Config, ConfigError>, var: &str, says: &str) {
+    let err = result.expect_err("bad configuration");
+    assert_eq!(err.var, var, "{err}");
+    let line = err.to_string();
+    assert!(line.contains(says), "{line}");
+    assert!(!line.contains('\n'), "one line: {line}");
+}
+
+/// A valid live target (the fake DIVE checkout and the test CA), changed by `extra`; an empty
+/// value unsets a variable.
+fn live(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let fixture = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let mut vars: HashMap<String, String> = [
+        ("DIVE_TARGET", "live".to_string()),
+        ("DIVE_ROOT", fixture("fake-dive").display().to_string()),
+        ("DIVE_CA_CERT", fixture("tls/test-ca.pem").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_vars(&vars)
+}
+
+#[test]
+fn defaults_are_the_intended_reference_at_one_tenth() {
+    let c = cfg(&[]).expect("empty environment is valid");
+    assert_eq!(c.profile(), Some(Profile::Intended));
+    assert_eq!(c.time_scale, 0.1);
+}
+
+#[test]
+fn unknown_target_and_profile_are_refused() {
+    fails_on(
+        &[("DIVE_TARGET", "staging")],
+        "DIVE_TARGET",
+        "use reference (the default) or live",
+    );
+    fails_on(
+        &[("DIVE_PROFILE", "v16")],
+        "DIVE_PROFILE",
+        "use intended, dive-v15a or dive-head",
+    );
+}
+
+#[rstest::rstest]
+#[case("0")]
+#[case("-1")]
+#[case("1.5")]
+#[case("fast")]
+fn time_scale_out_of_range_is_refused(#[case] bad: &str) {
+    fails_on(
+        &[("DIVE_TIME_SCALE", bad)],
+        "DIVE_TIME_SCALE",
+        "is not a number in (0, 1]",
+    );
+}
+
+#[test]
+fn time_scale_one_runs_dives_real_timers() {
+    assert_eq!(cfg(&[("DIVE_TIME_SCALE", "1")]).map(|c| c.time_scale), Ok(1.0));
+}
+
+#[test]
+fn live_needs_a_dive_checkout() {
+    fails_on(&[("DIVE_TARGET", "live")], "DIVE_ROOT", "point it at the DIVE checkout");
+    fails_on(
+        &[("DIVE_TARGET", "live"), ("DIVE_ROOT", "/nonexistent")],
+        "DIVE_ROOT",
+        "has no ./dive",
+    );
+}
+
+#[test]
+fn live_refuses_reference_only_variables() {
+    refused(
+        live(&[("DIVE_TIME_SCALE", "0.5")]),
+        "DIVE_TIME_SCALE",
+        "reference target only",
+    );
+}
+
+#[test]
+fn urls_must_be_urls_and_loopback_unless_allowed() {
+    refused(
+        live(&[("HUB_BACKEND_URL", "localhost:4000")]),
+        "HUB_BACKEND_URL",
+        "not http(s)",
+    );
+    refused(
+        live(&[("HUB_BACKEND_URL", "https//nohost")]),
+        "HUB_BACKEND_URL",
+        "is not a URL",
+    );
+    let remote = ("HUB_KEYCLOAK_URL", "https://192.0.2.10:8443");
+    refused(live(&[remote]), "HUB_KEYCLOAK_URL", "DIVE_ALLOW_REMOTE=1");
+    assert!(live(&[remote, ("DIVE_ALLOW_REMOTE", "1")]).is_ok());
+    assert!(live(&[]).is_ok(), "localhost defaults are loopback");
+}
+
+#[test]
+fn ca_bundle_must_exist_and_hold_a_certificate() {
+    refused(
+        live(&[("DIVE_CA_CERT", "/nonexistent/rootCA.pem")]),
+        "DIVE_CA_CERT",
+        "cannot read",
+    );
+    let not_pem = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("Cargo.toml")
+        .display()
+        .to_string();
+    refused(
+        live(&[("DIVE_CA_CERT", &not_pem)]),
+        "DIVE_CA_CERT",
+        "holds no PEM certificate",
+    );
+}
+
+#[test]
+fn spokes_must_be_known_codes() {
+    fails_on(&[("DIVE_SPOKES", "TST,XYZ")], "DIVE_SPOKES", "unknown spoke code `XYZ`");
+    fails_on(&[("DIVE_SPOKES", "USA")], "DIVE_SPOKES", "unknown spoke code `USA`");
+    assert_eq!(
+        cfg(&[("DIVE_SPOKES", "fra, deu")]).map(|c| c.spokes),
+        Ok(vec!["FRA".to_string(), "DEU".to_string()])
+    );
+}
+
+#[test]
+fn live_spoke_urls_follow_the_port_table() {
+    let c = live(&[("DIVE_SPOKES", "DEU")]).expect("valid live configuration");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    assert_eq!(
+        live.spokes[0].backend.as_str(),
+        "https://localhost:4011/",
+        "DEU is 4011, not the plan's 4008"
+    );
+}
+
+#[test]
+fn insecure_needs_no_ca_and_secrets_do_not_print() {
+    let c = live(&[
+        ("DIVE_CA_CERT", ""),
+        ("DIVE_TLS_INSECURE", "1"),
+        ("DIVE_TEST_PASSWORD", "hunter2"),
+    ])
+    .expect("insecure is allowed when asked");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    assert_eq!(live.trust, Trust::Insecure);
+    assert!(!format!("{c:?}").contains("hunter2"));
+    fails_on(&[("DIVE_TLS_INSECURE", "yes")], "DIVE_TLS_INSECURE", "is not a flag");
+}

@@ -1,0 +1,225 @@
+//! The timeline, drawn and read back: every event, band, window, measurement and finding is in
+//! the picture where the journal says.
+
+use super::parts::tick_step_ms;
+use super::*;
+use crate::vocab::fault::{FaultKind, FaultSpec, Service};
+use crate::vocab::finding::{Defect, Finding};
+use crate::vocab::health::Breaker;
+use crate::vocab::journal::{Event, EventKind, Measurement, Outcome};
+
+fn at(t_ms: u64, text: &str, kind: EventKind) -> Event {
+    Event {
+        t_ms,
+        text: text.to_string(),
+        kind,
+    }
+}
+
+fn breaker(t_ms: u64, from: Option<BreakerState>, to: BreakerState) -> Event {
+    at(
+        t_ms,
+        "breaker",
+        EventKind::BreakerChanged {
+            instance: "USA".into(),
+            breaker: Breaker::Opa,
+            from,
+            to,
+        },
+    )
+}
+
+/// 4.1-opa as a reference run journals it: OPA stopped at 1.2 s, the breaker opens 0.6 s
+/// later against a 3 s budget, the alert fires, OPA comes back and everything closes.
+fn opa_journal() -> Journal {
+    let opa = FaultSpec {
+        instance: "USA".into(),
+        service: Service::Opa,
+        kind: FaultKind::Stop,
+    };
+    let mut j = Journal::new("4.1-opa", "OPA stopped -> opa breaker OPEN", "reference (intended)");
+    j.events = vec![
+        at(
+            100,
+            "USA status healthy",
+            EventKind::HealthChanged {
+                instance: "USA".into(),
+                from: None,
+                to: Overall::Healthy,
+            },
+        ),
+        breaker(100, None, BreakerState::Closed),
+        at(150, "preflight", EventKind::Preflight { instance: "USA".into() }),
+        at(1_200, "fault applied", EventKind::FaultApplied { fault: opa.clone() }),
+        breaker(1_800, Some(BreakerState::Closed), BreakerState::Open),
+        at(
+            2_500,
+            "alert",
+            EventKind::AlertChanged {
+                alert: "CircuitBreakerOpen{service=opa}".into(),
+                from: None,
+                to: AlertState::Firing,
+            },
+        ),
+        at(
+            4_000,
+            "restored",
+            EventKind::FaultRestored {
+                fault: opa,
+                restore_ms: 300,
+            },
+        ),
+        breaker(5_000, Some(BreakerState::Open), BreakerState::HalfOpen),
+        breaker(5_400, Some(BreakerState::HalfOpen), BreakerState::Closed),
+        at(
+            5_500,
+            "postcheck",
+            EventKind::Postcheck {
+                instance: "USA".into(),
+                settled: true,
+            },
+        ),
+    ];
+    j.measurements = vec![Measurement {
+        what: "USA opa breaker OPEN".into(),
+        measured_ms: 600,
+        at_ms: 1_800,
+        budget_label: Some("4.1-opa".into()),
+        budget_ms: Some(3_000),
+        within_budget: true,
+    }];
+    j.findings = vec![Finding::note("health API at /api/health <moved> & renamed").defect(Defect::D9)];
+    j.verdict = Outcome::Pass;
+    j
+}
+
+fn attr<'a>(n: &roxmltree::Node<'a, '_>, name: &str) -> &'a str {
+    n.attribute(name).unwrap_or_default()
+}
+
+fn ms_attr(n: &roxmltree::Node, name: &str) -> u64 {
+    attr(n, name)
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is a number of ms"))
+}
+
+#[test]
+fn a_rendered_timeline_carries_the_scenarios_events_and_budgets() {
+    let j = opa_journal();
+    let svg = render(&j);
+    let doc = roxmltree::Document::parse(&svg).expect("the timeline is well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    assert_eq!(attr(&root, "data-requirement"), "4.1-opa");
+    assert_eq!(attr(&root, "data-verdict"), "pass");
+
+    let class_is = |n: &roxmltree::Node, c: &str| attr(n, "class").split(' ').any(|x| x == c);
+    let lane = |label: &str| {
+        doc.descendants()
+            .find(|n| class_is(n, "lane") && attr(n, "data-lane") == label)
+            .unwrap_or_else(|| panic!("a lane `{label}`"))
+    };
+    let bands = |label: &str| -> Vec<(String, u64, u64)> {
+        lane(label)
+            .children()
+            .filter(|n| class_is(n, "band"))
+            .map(|n| {
+                (
+                    attr(&n, "data-state").to_string(),
+                    ms_attr(&n, "data-from-ms"),
+                    ms_attr(&n, "data-to-ms"),
+                )
+            })
+            .collect()
+    };
+    let end = ms_attr(&root, "data-end-ms");
+    assert_eq!(
+        bands("USA opa breaker"),
+        [
+            ("CLOSED".to_string(), 100, 1_800),
+            ("OPEN".to_string(), 1_800, 5_000),
+            ("HALF_OPEN".to_string(), 5_000, 5_400),
+            ("CLOSED".to_string(), 5_400, end),
+        ]
+    );
+    assert_eq!(bands("USA health"), [("healthy".to_string(), 100, end)]);
+    assert_eq!(
+        bands("alert CircuitBreakerOpen{service=opa}"),
+        [("firing".to_string(), 2_500, end)]
+    );
+    // Every breaker gets a lane, even one that was never seen to change.
+    assert!(bands("USA kas breaker").is_empty());
+
+    let fault = doc
+        .descendants()
+        .find(|n| class_is(n, "fault"))
+        .expect("a fault window");
+    assert_eq!(attr(&fault, "data-fault"), "stop opa on USA");
+    assert_eq!(
+        (ms_attr(&fault, "data-from-ms"), ms_attr(&fault, "data-to-ms")),
+        (1_200, 4_000)
+    );
+
+    let m = doc
+        .descendants()
+        .find(|n| class_is(n, "measurement"))
+        .expect("a measurement marker");
+    assert_eq!(ms_attr(&m, "data-measured-ms"), 600);
+    assert_eq!(ms_attr(&m, "data-budget-ms"), 3_000);
+    assert!(m.children().any(|n| class_is(&n, "measured")));
+    assert!(m.children().any(|n| class_is(&n, "budget")));
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+    assert!(
+        texts.contains(&"USA opa breaker OPEN 600 ms / budget 3.0 s"),
+        "the measurement label: {texts:?}"
+    );
+
+    let steps: Vec<(&str, u64)> = doc
+        .descendants()
+        .filter(|n| class_is(n, "step"))
+        .map(|n| (attr(&n, "data-kind"), ms_attr(&n, "data-t-ms")))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("preflight", 150),
+            ("fault_applied", 1_200),
+            ("fault_restored", 4_000),
+            ("postcheck", 5_500)
+        ]
+    );
+    // Text from the journal is escaped, not injected as markup.
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("health API at /api/health <moved> & renamed")),
+        "{texts:?}"
+    );
+    assert!(
+        end >= 5_500 && texts.contains(&"5.0 s"),
+        "axis in seconds up to the last event: {texts:?}"
+    );
+}
+
+#[test]
+fn a_fault_never_restored_shades_to_the_end() {
+    let mut j = opa_journal();
+    j.events.retain(|e| !matches!(e.kind, EventKind::FaultRestored { .. }));
+    j.verdict = Outcome::Fail;
+    let svg = render(&j);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed");
+    let root = doc.root_element();
+    assert_eq!(attr(&root, "data-verdict"), "FAIL");
+    let fault = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("fault"))
+        .expect("a fault window");
+    assert_eq!(ms_attr(&fault, "data-to-ms"), ms_attr(&root, "data-end-ms"));
+}
+
+#[test]
+fn ticks_stay_about_a_dozen() {
+    assert_eq!(tick_step_ms(5_700), 500);
+    assert_eq!(tick_step_ms(90_000), 10_000);
+    assert_eq!(tick_step_ms(1_500_000), 120_000);
+}

@@ -1,0 +1,227 @@
+//! Waits on DIVE's breakers: until one reaches a state under traffic, recovery driven request by
+//! request, a breaker holding its state without traffic, and the whole instance settling back to
+//! steady state.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use crate::deployment::instance::Instance;
+use crate::deployment::traffic::{Pump, Traffic};
+use crate::infra::poll::{Broke, Held, TimedOut, eventually, holds_for};
+use crate::scenario::diagnose;
+use crate::scenario::{Scenario, TICK};
+use crate::vocab::finding::{Defect, Finding};
+use crate::vocab::health::{Breaker, BreakerState, Detailed, Overall};
+use crate::vocab::slo::Budget;
+use crate::vocab::units::secs;
+
+impl Scenario {
+    /// Waits until `breaker` on `inst` is in state `want` while `pump` sends traffic, and prints
+    /// the latency against `budget`. When it never gets there, records why.
+    pub async fn breaker_reaches(
+        &mut self,
+        inst: &Instance,
+        pump: &Pump,
+        breaker: Breaker,
+        want: BreakerState,
+        budget: Budget,
+    ) -> Option<Duration> {
+        let since = Instant::now();
+        let last: RefCell<Option<Detailed>> = RefCell::new(None);
+        let what = format!("{} {breaker} breaker {want}", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} until {what}, budget {} (gives up at {}), while authorized traffic flows",
+            inst.health_base,
+            secs(TICK),
+            secs(budget.limit),
+            secs(budget.deadline())
+        ));
+        let reached = eventually(&what, TICK, budget.deadline(), || async {
+            let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
+            let stats = d.circuit_breakers.map(|b| b.get(breaker));
+            let summary = d.summary();
+            last.replace(Some(d));
+            match stats {
+                Some(s) if s.state == want => Ok(()),
+                _ => Err(summary),
+            }
+        })
+        .await;
+        match reached {
+            Ok(m) => {
+                self.measured(&what, m.elapsed, budget);
+                Some(m.elapsed)
+            }
+            Err(timeout) => {
+                self.event(timeout.to_string());
+                let last = last.into_inner();
+                let stats = last.as_ref().and_then(|d| d.circuit_breakers).map(|b| b.get(breaker));
+                let dependency = last.as_ref().and_then(|d| diagnose::dependency_status(d, breaker));
+                let tally = pump.tally_since(since);
+                let finding = if want == BreakerState::Open {
+                    diagnose::breaker_did_not_open(breaker, stats, dependency, tally)
+                } else {
+                    Finding::fail(format!("{what} never observed: {timeout} (traffic: {tally})"))
+                };
+                self.finding(finding);
+                None
+            }
+        }
+    }
+
+    /// Recovery, request by request: sends one request per tick and reads `breaker` after each,
+    /// until it is in state `want`. The latency counts from `since` (the moment the dependency
+    /// answered its own probe); each state change is journaled with the request that caused it.
+    pub async fn drive_until(
+        &mut self,
+        inst: &Instance,
+        traffic: &mut Traffic,
+        breaker: Breaker,
+        want: BreakerState,
+        budget: Budget,
+        since: Instant,
+    ) -> Option<Duration> {
+        let what = format!("{} {breaker} breaker {want}", inst.code);
+        let mut moves: Vec<(Instant, String)> = Vec::new();
+        let mut last: Option<BreakerState> = None;
+        let mut since_half_open = 0usize;
+        let deadline = budget.deadline().saturating_sub(since.elapsed());
+        // DIVE closes a HALF_OPEN breaker after at most 3 successes: a breaker still HALF_OPEN
+        // after this many answered calls through it will not close, and waiting longer proves nothing.
+        const STUCK_AFTER: usize = 6;
+        self.probing(format!(
+            "one GET /api/resources/:id, then GET {}/detailed, every {} until {what}, budget {} from the dependency answering",
+            inst.health_base, secs(TICK), secs(budget.limit)
+        ));
+        let reached = eventually(&what, TICK, deadline, async || {
+            let sent = traffic.send().await;
+            let stats = self.breaker(inst, breaker).await?;
+            if last.is_some_and(|l| l != stats.state) {
+                let from = last.map_or(String::new(), |l| l.to_string());
+                moves.push((
+                    Instant::now(),
+                    format!(
+                        "request for {} ({sent}) moved {breaker} {from} -> {}",
+                        sent.resource, stats.state
+                    ),
+                ));
+            }
+            if stats.state == BreakerState::HalfOpen && sent.status.is_some() && !sent.fallback {
+                since_half_open += 1;
+            }
+            last = Some(stats.state);
+            match stats.state {
+                s if s == want => Ok(true),
+                BreakerState::HalfOpen if since_half_open >= STUCK_AFTER => Ok(false),
+                _ => Err(stats.to_string()),
+            }
+        })
+        .await;
+        for (at, text) in moves {
+            self.event(format!(
+                "+{} after the dependency answered: {text}",
+                secs(at.saturating_duration_since(since))
+            ));
+        }
+        match reached {
+            Ok(m) if m.value => {
+                let latency = since.elapsed();
+                self.measured(&format!("{what} (from the dependency answering)"), latency, budget);
+                Some(latency)
+            }
+            Ok(_) => {
+                self.finding(
+                    Finding::fail(format!(
+                        "{breaker} breaker stayed HALF_OPEN through {since_half_open} calls that succeeded through it (DIVE closes after at most 3): it never closes"
+                    ))
+                    .defect(Defect::R2),
+                );
+                None
+            }
+            Err(timeout) => {
+                self.finding(Finding::fail(format!("{what} not reached: {timeout}")));
+                None
+            }
+        }
+    }
+
+    /// Reads `breaker` for `window` without sending traffic; every reading must satisfy `keep`.
+    pub async fn breaker_holds(
+        &mut self,
+        inst: &Instance,
+        breaker: Breaker,
+        window: Duration,
+        keep: impl Fn(BreakerState) -> bool,
+    ) -> Result<Held, Broke> {
+        let what = format!("{} {breaker} breaker", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} for {}, no traffic: {what}",
+            inst.health_base,
+            secs(TICK),
+            secs(window)
+        ));
+        holds_for(&what, TICK, window, async || {
+            let stats = self.breaker(inst, breaker).await?;
+            if keep(stats.state) {
+                Ok(stats.to_string())
+            } else {
+                Err(stats.to_string())
+            }
+        })
+        .await
+    }
+
+    /// Healthy with every breaker CLOSED, measured from `since` against `budget`, while `traffic`
+    /// keeps the calls that close breakers flowing.
+    pub async fn settles(
+        &mut self,
+        inst: &Instance,
+        traffic: &Pump,
+        budget: Budget,
+        since: Instant,
+    ) -> Option<Duration> {
+        let what = format!("{} healthy with every breaker CLOSED", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} until {what}, budget {}",
+            inst.health_base,
+            secs(TICK),
+            secs(budget.limit)
+        ));
+        match self
+            .steady(inst, budget.deadline().saturating_sub(since.elapsed()))
+            .await
+        {
+            Ok(()) => {
+                let latency = since.elapsed();
+                self.measured(&what, latency, budget);
+                Some(latency)
+            }
+            Err(t) => {
+                let tally = traffic.tally_since(since);
+                self.finding(Finding::fail(format!("{what} not reached: {t} (traffic: {tally})")));
+                None
+            }
+        }
+    }
+
+    pub(crate) async fn steady(&self, inst: &Instance, deadline: Duration) -> Result<(), TimedOut> {
+        eventually(
+            &format!("{} back to steady state", inst.code),
+            TICK,
+            deadline,
+            || async {
+                let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
+                let closed = d
+                    .circuit_breakers
+                    .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed));
+                if d.status == Overall::Healthy && closed {
+                    Ok(())
+                } else {
+                    Err(d.summary())
+                }
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,190 @@
+//! Waits across instances: a revoked token refused everywhere, an issued token accepted
+//! everywhere, the hub's view of a spoke, a new token accepted everywhere after an outage.
+
+use std::time::{Duration, Instant};
+
+use crate::deployment::instance::Instance;
+use crate::infra::poll::{eventually, holds_for};
+use crate::scenario::{Scenario, TICK};
+use crate::vocab::slo::Budget;
+use crate::vocab::units::secs;
+
+impl Scenario {
+    /// Polls every instance concurrently until it stops accepting `token`, each measured with
+    /// millisecond precision against `budget`. Returns, per instance, the latency or what it last
+    /// saw; the caller turns a miss into a finding.
+    pub async fn rejected_everywhere(
+        &mut self,
+        instances: &[&Instance],
+        token: &str,
+        budget: Budget,
+    ) -> Vec<(String, Result<Duration, String>)> {
+        // 50 ms keeps each instance under 20 requests/s.
+        const FAST_TICK: Duration = Duration::from_millis(50);
+        let names: Vec<&str> = instances.iter().map(|i| i.code.as_str()).collect();
+        self.probing(format!(
+            "GET /api/resources with the revoked token on {} at once, every {}, budget {}",
+            names.join(", "),
+            secs(FAST_TICK),
+            secs(budget.limit)
+        ));
+        // Local tasks: the polls run concurrently on the test's own runtime.
+        let polls = tokio::task::LocalSet::new();
+        let mut results = polls
+            .run_until(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (order, access) in instances.iter().map(|i| i.access()).enumerate() {
+                    let token = token.to_string();
+                    let deadline = budget.deadline();
+                    tasks.spawn_local(async move {
+                        let what = format!("{} rejecting the revoked token", access.code);
+                        let rejected = eventually(&what, FAST_TICK, deadline, async || {
+                            match access.accepts(&token).await {
+                                Ok(false) => Ok(()),
+                                Ok(true) => Err("still accepted (200)".to_string()),
+                                Err(e) => Err(e),
+                            }
+                        });
+                        (
+                            order,
+                            access.code.clone(),
+                            rejected.await.map(|m| m.elapsed).map_err(|t| t.to_string()),
+                        )
+                    });
+                }
+                tasks.join_all().await
+            })
+            .await;
+        results.sort_by_key(|(order, _, _)| *order);
+        let mut out = Vec::new();
+        for (_, code, result) in results {
+            if let Ok(latency) = &result {
+                self.measured(&format!("{code} rejects the revoked token"), *latency, budget);
+            }
+            out.push((code, result));
+        }
+        out
+    }
+
+    /// For `window`, every instance must keep accepting `token`. Returns the instances that
+    /// stopped, with what they answered.
+    pub async fn accepted_everywhere(
+        &mut self,
+        instances: &[&Instance],
+        token: &str,
+        window: Duration,
+    ) -> Result<(), String> {
+        let what = format!(
+            "{} keep accepting an issued token",
+            instances.iter().map(|i| i.code.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        self.probing(format!(
+            "GET /api/resources with the issued token every {} for {}",
+            secs(TICK),
+            secs(window)
+        ));
+        let held = holds_for(&what, TICK, window, async || {
+            let mut refused = Vec::new();
+            for inst in instances {
+                match inst.accepts(token).await {
+                    Ok(true) => {}
+                    Ok(false) => refused.push(format!("{} answered 401", inst.code)),
+                    Err(e) => refused.push(e),
+                }
+            }
+            if refused.is_empty() {
+                Ok("all accept".to_string())
+            } else {
+                Err(refused.join("; "))
+            }
+        })
+        .await;
+        match held {
+            Ok(h) => {
+                self.report(format!("held for {}: {what}", secs(h.window)));
+                Ok(())
+            }
+            Err(broke) => Err(broke.to_string()),
+        }
+    }
+
+    /// Waits until the hub's federation health lists (`listed`) or stops listing spoke `code` as
+    /// unhealthy; prints the latency against `bound`, the bound on paper.
+    pub async fn spoke_listed(&mut self, hub: &Instance, code: &str, listed: bool, bound: Budget) -> Option<Duration> {
+        let what = format!(
+            "hub {} {code} as unhealthy",
+            if listed { "lists" } else { "no longer lists" }
+        );
+        self.probing(format!(
+            "GET /api/federation/health every {} until {what}, bound {}",
+            secs(TICK),
+            secs(bound.limit)
+        ));
+        let seen = eventually(&what, TICK, bound.deadline(), || async {
+            let health = hub.federation_health().await?;
+            let present = health
+                .unhealthy_spokes
+                .iter()
+                .any(|s| s.instance_code.eq_ignore_ascii_case(code));
+            if present == listed {
+                Ok(())
+            } else {
+                Err(format!("unhealthy spokes: {:?}", health.unhealthy_spokes))
+            }
+        })
+        .await;
+        match seen {
+            Ok(m) => {
+                self.measured(&what, m.elapsed, bound);
+                Some(m.elapsed)
+            }
+            Err(t) => {
+                self.event(t.to_string());
+                None
+            }
+        }
+    }
+
+    /// After the hub's Keycloak is back: a newly issued token must be accepted by every instance;
+    /// measured from `since` against `budget`.
+    pub async fn new_token_everywhere(
+        &mut self,
+        hub: &Instance,
+        everyone: &[&Instance],
+        budget: Budget,
+        since: Instant,
+    ) -> Option<Duration> {
+        let what = "a new hub token accepted everywhere";
+        self.probing(format!(
+            "a direct grant, then GET /api/resources on every instance, every {}, budget {}",
+            secs(TICK),
+            secs(budget.limit)
+        ));
+        let done = eventually(
+            what,
+            TICK,
+            budget.deadline().saturating_sub(since.elapsed()),
+            || async {
+                let token = hub.token_for(&hub.credentials.user).await.map_err(|f| f.message)?;
+                for inst in everyone {
+                    if inst.accepts(&token).await != Ok(true) {
+                        return Err(format!("{} refuses it", inst.code));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
+        match done {
+            Ok(_) => {
+                let latency = since.elapsed();
+                self.measured(what, latency, budget);
+                Some(latency)
+            }
+            Err(t) => {
+                self.event(t.to_string());
+                None
+            }
+        }
+    }
+}

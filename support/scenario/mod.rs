@@ -1,0 +1,379 @@
+//! One scenario of the plan: preflight, one fault, traffic, a measured wait against a budget,
+//! restore, postcheck, journal. [`run`] drives a scenario body and returns its [`Verdict`]; the
+//! body records measurements and findings on the [`Scenario`] it is handed.
+
+pub mod alerts;
+pub mod breakers;
+pub mod diagnose;
+pub mod federation;
+pub mod observer;
+pub mod stages;
+pub mod start;
+pub mod status;
+
+use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::deployment::Deployment;
+use crate::deployment::instance::Instance;
+use crate::deployment::traffic::Pump;
+use crate::fault::{FaultGuard, Restored};
+use crate::infra::config::must_config;
+use crate::infra::http::HttpError;
+use crate::report;
+use crate::vocab::fault::{FaultKind, Service};
+use crate::vocab::finding::{Defect, Finding, Severity};
+use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
+use crate::vocab::journal::{AlertState, EventKind, Journal, Outcome};
+use crate::vocab::slo::{self, Budget, Requirement, requirement};
+use crate::vocab::units::{ms, secs};
+use observer::Observer;
+
+/// Polling period of every scenario wait: fine enough for 250 ms resolution, and with one
+/// request and one health call per tick the harness stays under 20 requests/s.
+pub const TICK: Duration = Duration::from_millis(125);
+
+pub struct Scenario {
+    pub requirement: &'static Requirement,
+    pub time_scale: f64,
+    journal: Journal,
+    findings: Vec<Finding>,
+    /// Behind a lock because the polls observe through `&self` while they borrow the scenario.
+    observer: Mutex<Observer>,
+}
+
+impl Scenario {
+    fn new(requirement: &'static Requirement, deployment: &Deployment) -> Scenario {
+        Scenario {
+            requirement,
+            time_scale: deployment.time_scale,
+            journal: Journal::new(requirement.id, requirement.text, &deployment.target),
+            findings: Vec::new(),
+            observer: Mutex::new(Observer::default()),
+        }
+    }
+
+    /// The requirement's own budget, scaled.
+    #[track_caller]
+    pub fn budget(&self) -> Budget {
+        slo::budget(self.requirement.id, self.time_scale)
+    }
+
+    /// Any budget of the requirement table, scaled: another requirement's (a recovery first opens a
+    /// breaker within 4.1's) or one the suite derives (a window to hold).
+    #[track_caller]
+    pub fn budget_of(&self, id: &str) -> Budget {
+        slo::budget(id, self.time_scale)
+    }
+
+    /// A timestamped event for the journal (and the test's captured output).
+    pub fn event(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        eprintln!("[{}] {text}", self.requirement.id);
+        self.record(Instant::now(), text, EventKind::Note);
+    }
+
+    /// A line the operator always sees, even when the test passes (written past libtest's capture).
+    pub fn report(&mut self, line: impl Into<String>) {
+        let line = line.into();
+        let _ = writeln!(std::io::stderr(), "[{}] {line}", self.requirement.id);
+        self.record(Instant::now(), line, EventKind::Note);
+    }
+
+    /// Journals a typed event, after the changes the polls observed before it.
+    fn record(&mut self, at: Instant, text: String, kind: EventKind) {
+        self.flush_observations();
+        self.journal.event(at, text, kind);
+    }
+
+    /// Moves the observed changes into the journal (they were printed when seen).
+    fn flush_observations(&mut self) {
+        let pending = std::mem::take(&mut self.observer.get_mut().unwrap_or_else(PoisonError::into_inner).pending);
+        for (at, text, kind) in pending {
+            self.journal.event(at, text, kind);
+        }
+    }
+
+    /// `GET {health}/detailed` on `inst`, journaling every change of status or breaker state it
+    /// shows. Every poll of the scenario reads health through here, so the timeline sees each
+    /// transition the polls saw.
+    pub async fn detailed(&self, inst: &Instance) -> Result<Detailed, HttpError> {
+        let d = inst.detailed().await?;
+        let mut observer = self.observer.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = observer.pending.len();
+        observer.detailed(Instant::now(), &inst.code, &d);
+        // Printed now rather than at the flush, so the test's output keeps the order of events.
+        for (_, text, _) in &observer.pending[seen..] {
+            eprintln!("[{}] {text}", self.requirement.id);
+        }
+        Ok(d)
+    }
+
+    /// One breaker's stats on `inst`, read (and observed) through [`Scenario::detailed`].
+    pub async fn breaker(&self, inst: &Instance, breaker: Breaker) -> Result<BreakerStats, String> {
+        let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
+        d.circuit_breakers.map(|b| b.get(breaker)).ok_or_else(|| d.summary())
+    }
+
+    /// Journals the state of an alert when it differs from the last one recorded for it.
+    /// `alert` names the alert and what tells its instances apart: `CircuitBreakerOpen{service=opa}`.
+    pub fn alert_state(&mut self, alert: &str, state: AlertState) {
+        let observer = self.observer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let seen = observer.pending.len();
+        observer.alert(Instant::now(), alert, state);
+        for (_, text, _) in &observer.pending[seen..] {
+            eprintln!("[{}] {text}", self.requirement.id);
+        }
+        self.flush_observations();
+    }
+
+    /// Applies one fault to one of `inst`'s services and journals when it took effect.
+    pub async fn fault(&mut self, inst: &Instance, service: Service, kind: FaultKind) -> Result<FaultGuard, Finding> {
+        let guard = inst.fault(service, kind).await?;
+        let fault = guard.spec().clone();
+        self.record(
+            guard.commanded_at(),
+            format!("fault applied: {fault}"),
+            EventKind::FaultApplied { fault },
+        );
+        Ok(guard)
+    }
+
+    /// Says what the next wait probes and for how long: visible in a dry run, journaled always.
+    fn probing(&mut self, line: String) {
+        if must_config().dry_run {
+            self.report(format!("probe: {line}"));
+        } else {
+            self.event(format!("probe: {line}"));
+        }
+    }
+
+    /// Prints a measurement next to its budget, pass or fail; over budget is a finding.
+    pub fn measured(&mut self, what: &str, measured: Duration, budget: Budget) -> bool {
+        self.report(budget.line(what, measured));
+        self.journal
+            .measurement(what, measured, Some((budget.label, budget.limit)));
+        let within = measured <= budget.limit;
+        if !within {
+            self.finding(Finding::fail(format!(
+                "{what} took {}, over the budget of {}",
+                secs(measured),
+                secs(budget.limit)
+            )));
+        }
+        within
+    }
+
+    /// A measurement that has no budget in the plan, printed and journaled.
+    pub fn observed(&mut self, what: &str, measured: Duration) {
+        self.report(format!("{what} after {} (no budget in the plan)", secs(measured)));
+        self.journal.measurement(what, measured, None);
+    }
+
+    /// What the scenario has found so far.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// Records a finding and carries on (several can be true at once).
+    pub fn finding(&mut self, finding: Finding) {
+        self.report(finding.to_string());
+        self.findings.push(finding);
+    }
+
+    /// Steady state before any fault: healthy, every breaker CLOSED. Otherwise a precondition
+    /// failure, and nothing is injected.
+    pub async fn preflight(&mut self, inst: &Instance) -> Result<(), Finding> {
+        if inst.health_base == "/api/health" {
+            self.finding(
+                Finding::note(format!(
+                    "{} serves its health API at /api/health; the plan and DIVE's own scripts call /health",
+                    inst.code
+                ))
+                .defect(Defect::D9),
+            );
+        }
+        let d = self
+            .detailed(inst)
+            .await
+            .map_err(|e| Finding::precondition(format!("{} health API: {e}", inst.code)))?;
+        let breakers = d
+            .circuit_breakers
+            .ok_or_else(|| Finding::precondition(format!("{} not in steady state: {}", inst.code, d.summary())))?;
+        let open: Vec<_> = Breaker::ALL
+            .iter()
+            .filter(|b| breakers.get(**b).state != BreakerState::Closed)
+            .collect();
+        if d.status != Overall::Healthy || !open.is_empty() {
+            return Err(Finding::precondition(format!(
+                "{} not in steady state before the fault: {}",
+                inst.code,
+                d.summary()
+            )));
+        }
+        self.record(
+            Instant::now(),
+            format!("preflight: {} healthy, every breaker CLOSED", inst.code),
+            EventKind::Preflight {
+                instance: inst.code.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Steady state after the restore: healthy and every breaker CLOSED. Breakers close only
+    /// under traffic (D7), so the postcheck drives it, bounded by the slowest breaker's timeout.
+    pub async fn postcheck(&mut self, inst: &Instance, traffic: &Pump) {
+        let started = Instant::now();
+        let deadline = self.budget_of("steady state").limit + Duration::from_secs(3);
+        let settled = self.steady(inst, deadline).await;
+        let postcheck = EventKind::Postcheck {
+            instance: inst.code.clone(),
+            settled: settled.is_ok(),
+        };
+        match settled {
+            Ok(()) => {
+                let text = format!(
+                    "postcheck: {} healthy, every breaker CLOSED after {}",
+                    inst.code,
+                    secs(started.elapsed())
+                );
+                self.record(Instant::now(), text, postcheck);
+            }
+            Err(t) => {
+                self.record(
+                    Instant::now(),
+                    format!("postcheck: {} did not settle", inst.code),
+                    postcheck,
+                );
+                self.finding(Finding::fail(format!(
+                    "the system did not return to steady state after the restore: {t} (traffic: {})",
+                    traffic.tally_since(started)
+                )));
+            }
+        }
+    }
+
+    /// Restores a fault and journals how long the service took to answer again.
+    pub async fn restore(&mut self, fault: FaultGuard) -> Result<Restored, Finding> {
+        let spec = fault.spec().clone();
+        let restored = fault.restore().await.map_err(Finding::fail)?;
+        self.record(
+            restored.answered_at,
+            format!("restored: {spec}; answering after {}", secs(restored.took)),
+            EventKind::FaultRestored {
+                fault: spec,
+                restore_ms: ms(restored.took),
+            },
+        );
+        Ok(restored)
+    }
+
+    fn finish(mut self, result: Result<(), Finding>) -> Verdict {
+        if let Err(f) = result {
+            self.finding(f);
+        }
+        self.flush_observations();
+        self.journal.verdict = Outcome::of(&self.findings);
+        self.journal.findings = self.findings.clone();
+        let dir = must_config().state_dir.join(&must_config().run_id);
+        report::scenario_finished(&self.journal, &dir);
+        Verdict {
+            requirement: self.requirement.id,
+            target: self.journal.target.clone(),
+            findings: self.findings,
+        }
+    }
+}
+
+/// The outcome of one scenario.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub requirement: &'static str,
+    pub target: String,
+    pub findings: Vec<Finding>,
+}
+
+impl Verdict {
+    pub fn failures(&self) -> Vec<&Finding> {
+        self.findings.iter().filter(|f| f.severity != Severity::Note).collect()
+    }
+
+    fn describe(&self) -> String {
+        let lines: Vec<String> = self.findings.iter().map(|f| format!("  - {f}")).collect();
+        format!("{} on {}:\n{}", self.requirement, self.target, lines.join("\n"))
+    }
+
+    /// The requirement holds.
+    #[track_caller]
+    pub fn must_pass(&self) {
+        assert!(
+            self.failures().is_empty(),
+            "requirement {} does not hold: {}",
+            self.requirement,
+            self.describe()
+        );
+    }
+
+    /// The scenario failed (not as a precondition), with a finding naming each of `defects`.
+    #[track_caller]
+    pub fn must_fail_naming(&self, defects: &[Defect]) {
+        let failures = self.failures();
+        assert!(
+            !failures.is_empty(),
+            "expected {} to fail naming {defects:?}, but it passed: {}",
+            self.requirement,
+            self.describe()
+        );
+        assert!(
+            failures.iter().all(|f| f.severity == Severity::Fail),
+            "expected a diagnosis, got a precondition failure: {}",
+            self.describe()
+        );
+        for d in defects {
+            assert!(
+                failures.iter().any(|f| f.defect == Some(*d)),
+                "expected a finding naming {d} ({}); got: {}",
+                d.title(),
+                self.describe()
+            );
+        }
+    }
+}
+
+/// Runs `body` against the configured deployment.
+pub async fn run<F>(id: &str, body: F) -> Verdict
+where
+    F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
+{
+    run_on(Deployment::from_config().await, id, body).await
+}
+
+/// Runs `body` against `deployment` (a self-check passes a reference deployment of its choice).
+pub async fn run_on<F>(deployment: Result<Deployment, Finding>, id: &str, body: F) -> Verdict
+where
+    F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
+{
+    let requirement = requirement(id);
+    let deployment = match deployment {
+        Ok(d) => d,
+        Err(f) => {
+            let _ = writeln!(std::io::stderr(), "[{id}] {f}");
+            return Verdict {
+                requirement: requirement.id,
+                target: "(not started)".to_string(),
+                findings: vec![f],
+            };
+        }
+    };
+    let mut scenario = Scenario::new(requirement, &deployment);
+    let header = format!("{}: {} on {}", requirement.id, requirement.text, deployment.target);
+    if must_config().dry_run {
+        scenario.report(header);
+    } else {
+        scenario.event(header);
+    }
+    let result = body(&deployment, &mut scenario).await;
+    scenario.finish(result)
+}

@@ -1,0 +1,89 @@
+//! Waits on an instance's overall status, and on authorization that must keep answering while a
+//! dependency is down.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use crate::deployment::instance::Instance;
+use crate::deployment::traffic::Pump;
+use crate::infra::poll::{eventually, holds_for};
+use crate::scenario::{Scenario, TICK};
+use crate::vocab::health::{Detailed, Overall};
+use crate::vocab::units::secs;
+
+impl Scenario {
+    /// Waits until the overall status of `inst` is `want`; prints how long that took. On timeout
+    /// returns the last health seen, for the caller's diagnosis.
+    pub async fn status_reaches(
+        &mut self,
+        inst: &Instance,
+        want: Overall,
+        deadline: Duration,
+    ) -> Result<Duration, Option<Detailed>> {
+        let last: RefCell<Option<Detailed>> = RefCell::new(None);
+        let what = format!("{} status {want}", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} until {what} (gives up at {})",
+            inst.health_base,
+            secs(TICK),
+            secs(deadline)
+        ));
+        let reached = eventually(&what, TICK, deadline, || async {
+            let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
+            let done = d.status == want;
+            let summary = d.summary();
+            last.replace(Some(d));
+            if done { Ok(()) } else { Err(summary) }
+        })
+        .await;
+        match reached {
+            Ok(m) => {
+                self.observed(&what, m.elapsed);
+                Ok(m.elapsed)
+            }
+            Err(timeout) => {
+                self.event(timeout.to_string());
+                Err(last.into_inner())
+            }
+        }
+    }
+
+    /// For `window`, authorization must keep answering (200/403, never 5xx or silence) and the
+    /// status must never be unhealthy. `Err` says what broke, for the caller's finding.
+    pub async fn authorization_answers(
+        &mut self,
+        inst: &Instance,
+        pump: &Pump,
+        window: Duration,
+    ) -> Result<(), String> {
+        let since = Instant::now();
+        let what = format!("{} authorization answering and status not unhealthy", inst.code);
+        self.probing(format!(
+            "GET {}/detailed every {} for {}: {what}",
+            inst.health_base,
+            secs(TICK),
+            secs(window)
+        ));
+        let held = holds_for(&what, TICK, window, || async {
+            let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
+            let t = pump.tally_since(since);
+            if d.status == Overall::Unhealthy {
+                Err(format!("status {}", d.summary()))
+            } else if t.server_error > 0 || t.no_answer > 0 {
+                Err(format!("traffic {t}"))
+            } else {
+                Ok(format!("status {}, traffic {t}", d.status))
+            }
+        })
+        .await;
+        let tally = pump.tally_since(since);
+        match held {
+            Ok(_) if tally.decided > 0 => {
+                self.report(format!("held for {}: {what} ({tally})", secs(window)));
+                Ok(())
+            }
+            Ok(_) => Err(format!("no request was decided within {} ({tally})", secs(window))),
+            Err(broke) => Err(broke.to_string()),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The ten circuit-breaker and database alerts the suite holds DIVE to (contract section 5): name,
+//! labels, DIVE's `for`, the series each reads and who writes them, and how long the plan's path
+//! from a condition to AlertManager takes on paper.
+
+use std::time::Duration;
+
+/// Who writes an alert's input series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Producer {
+    /// The backend, in every version.
+    Backend,
+    /// The backend, but only where D2 is fixed.
+    BackendD2,
+    /// An exporter DIVE does not run (and the reference does not have).
+    Exporter,
+}
+
+/// One of the ten alerts of contract section 5.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertSpec {
+    pub name: &'static str,
+    pub component: &'static str,
+    pub severity: &'static str,
+    /// DIVE's `for`, at time scale 1.
+    pub for_plan: Duration,
+    pub inputs: &'static [&'static str],
+    pub producer: Producer,
+    /// promtool input series (DIVE's labels as scraped) and values that make the condition hold.
+    pub unit_inputs: &'static [(&'static str, &'static str)],
+}
+
+const fn m(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+/// The ten alerts, in the contract's order.
+pub const ALERTS: [AlertSpec; 10] = [
+    AlertSpec {
+        name: "CircuitBreakerOpen",
+        component: "resilience",
+        severity: "critical",
+        for_plan: m(1),
+        inputs: &["dive_v3_circuit_breaker_state"],
+        producer: Producer::Backend,
+        unit_inputs: &[("dive_v3_circuit_breaker_state", "2")],
+    },
+    AlertSpec {
+        name: "CircuitBreakerHalfOpen",
+        component: "resilience",
+        severity: "warning",
+        for_plan: m(5),
+        inputs: &["dive_v3_circuit_breaker_state"],
+        producer: Producer::Backend,
+        unit_inputs: &[("dive_v3_circuit_breaker_state", "1")],
+    },
+    AlertSpec {
+        name: "HighCircuitBreakerRejects",
+        component: "resilience",
+        severity: "warning",
+        for_plan: m(2),
+        inputs: &["dive_v3_circuit_breaker_rejects_total"],
+        producer: Producer::BackendD2,
+        unit_inputs: &[("dive_v3_circuit_breaker_rejects_total", "0+5")],
+    },
+    AlertSpec {
+        name: "CircuitBreakerFailuresHigh",
+        component: "resilience",
+        severity: "warning",
+        for_plan: m(1),
+        inputs: &["dive_v3_circuit_breaker_failures"],
+        producer: Producer::Backend,
+        unit_inputs: &[("dive_v3_circuit_breaker_failures", "5")],
+    },
+    AlertSpec {
+        name: "DBConnectionPoolExhausted",
+        component: "database",
+        severity: "critical",
+        for_plan: m(5),
+        inputs: &["dive_v3_db_connections_active", "dive_v3_db_connections_total"],
+        producer: Producer::BackendD2,
+        unit_inputs: &[
+            ("dive_v3_db_connections_active", "10"),
+            ("dive_v3_db_connections_total", "10"),
+        ],
+    },
+    AlertSpec {
+        name: "DBConnectionErrors",
+        component: "database",
+        severity: "warning",
+        for_plan: m(2),
+        inputs: &["dive_v3_db_connection_errors_total"],
+        producer: Producer::BackendD2,
+        unit_inputs: &[("dive_v3_db_connection_errors_total", "0+2")],
+    },
+    AlertSpec {
+        name: "DBNoIdleConnections",
+        component: "database",
+        severity: "warning",
+        for_plan: m(5),
+        inputs: &["dive_v3_db_connections_idle", "dive_v3_db_connections_active"],
+        producer: Producer::BackendD2,
+        unit_inputs: &[
+            ("dive_v3_db_connections_idle", "0"),
+            ("dive_v3_db_connections_active", "10"),
+        ],
+    },
+    AlertSpec {
+        name: "OrchestrationDBDown",
+        component: "database",
+        severity: "critical",
+        for_plan: m(2),
+        inputs: &["pg_up"],
+        producer: Producer::Exporter,
+        unit_inputs: &[("pg_up", "0")],
+    },
+    AlertSpec {
+        name: "MongoDBConnectionIssues",
+        component: "database",
+        severity: "warning",
+        for_plan: m(5),
+        inputs: &["mongodb_connections_totalcreated", "mongodb_connections_current"],
+        producer: Producer::Exporter,
+        unit_inputs: &[
+            ("mongodb_connections_totalcreated", "7"),
+            ("mongodb_connections_current", "3"),
+        ],
+    },
+    AlertSpec {
+        name: "MongoDBHealthDegraded",
+        component: "database",
+        severity: "critical",
+        for_plan: m(3),
+        inputs: &["dive_v3_mongodb_health"],
+        producer: Producer::Backend,
+        unit_inputs: &[("dive_v3_mongodb_health", "0")],
+    },
+];
+
+/// Looks an alert of the catalogue up by name.
+#[track_caller]
+pub fn alert(name: &str) -> &'static AlertSpec {
+    ALERTS
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("no alert `{name}` in the catalogue"))
+}
+
+/// DIVE's Prometheus scrape and evaluation interval.
+pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The plan's path from a breaker to AlertManager, at scale 1: the backend's 10 s gauge poll, one
+/// 15 s scrape and one 15 s evaluation on top of the rule's `for` (contract section 5).
+pub const PIPELINE_ON_PAPER: Duration = Duration::from_secs(40);
+
+impl AlertSpec {
+    /// When the alert should be visible in AlertManager at the latest, on paper, scaled.
+    pub fn paper_bound(&self, time_scale: f64) -> Duration {
+        (self.for_plan + PIPELINE_ON_PAPER).mul_f64(time_scale)
+    }
+}

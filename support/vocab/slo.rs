@@ -1,0 +1,310 @@
+//! The requirement table of the plan, with budgets as data. Budgets are the plan's (time scale 1)
+//! and are multiplied by the run's time scale, like every DIVE timer in the reference deployment.
+
+use std::time::Duration;
+
+use crate::vocab::units::secs;
+
+/// One requirement of the plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Requirement {
+    pub id: &'static str,
+    pub text: &'static str,
+    /// Where the plan states it.
+    pub source: &'static str,
+    /// The plan's budget at time scale 1, when it gives one.
+    pub budget: Option<Duration>,
+}
+
+const fn req(id: &'static str, text: &'static str, source: &'static str, budget_s: u64) -> Requirement {
+    Requirement {
+        id,
+        text,
+        source,
+        budget: if budget_s == 0 {
+            None
+        } else {
+            Some(Duration::from_secs(budget_s))
+        },
+    }
+}
+
+/// The table of design.md, in the plan's order.
+pub const REQUIREMENTS: &[Requirement] = &[
+    req(
+        "4.1-opa",
+        "OPA stopped -> opa breaker OPEN",
+        "plan 4.1 success criteria",
+        30,
+    ),
+    req(
+        "4.1-kc",
+        "Keycloak stopped -> keycloak breaker OPEN; status degraded, not unhealthy",
+        "plan 4.1 task 2",
+        20,
+    ),
+    req(
+        "4.1-mongo",
+        "MongoDB stopped -> mongodb breaker OPEN; status unhealthy",
+        "plan 4.1 task 3",
+        30,
+    ),
+    req(
+        "4.1-redis",
+        "Redis stopped -> status degraded, not unhealthy; authorization still answers",
+        "plan 4.1 task 4",
+        0,
+    ),
+    req(
+        "4.2-opa",
+        "OPA restored -> opa breaker CLOSED",
+        "plan 4.2 success criteria",
+        90,
+    ),
+    req(
+        "4.2-idle",
+        "OPA restored and no traffic for the plan's 90 s -> the opa breaker stays OPEN (DIVE's breakers move only inside calls)",
+        "plan 4.2 task 1 (\"sleep 90, expect CLOSED\")",
+        90,
+    ),
+    req(
+        "4.2-kc",
+        "Keycloak restored -> keycloak breaker CLOSED",
+        "plan 4.2 success criteria",
+        60,
+    ),
+    req(
+        "4.2-all",
+        "all non-critical services down -> degraded; all back -> healthy",
+        "plan 4.2 task 2",
+        0,
+    ),
+    req(
+        "4.2-partial",
+        "OPA+Keycloak down, only OPA back -> opa CLOSED while keycloak stays OPEN",
+        "plan 4.2 task 3",
+        0,
+    ),
+    req(
+        "4.2-repeat",
+        "the recovery cycle passes 3 times in a row",
+        "plan 4.2 success criteria",
+        0,
+    ),
+    req(
+        "4.3-open",
+        "CircuitBreakerOpen active in AlertManager after the breaker opens",
+        "plan 4.3 success criteria",
+        300,
+    ),
+    req(
+        "4.3-resolve",
+        "CircuitBreakerOpen gone after the breaker closes",
+        "plan 4.3 success criteria",
+        120,
+    ),
+    req(
+        "4.3-ten",
+        "each of the 10 CB/DB alerts fires when its condition holds",
+        "plan 4.3 goal",
+        300,
+    ),
+    req(
+        "4.3-inhibit",
+        "CircuitBreakerOpen inhibits HighCircuitBreakerRejects (same breaker)",
+        "plan 4.3 task 3",
+        0,
+    ),
+    req(
+        "4.3-pool",
+        "load that exhausts the DB pool fires DBConnectionPoolExhausted",
+        "plan 4.3 task 2",
+        300,
+    ),
+    req(
+        "4.3-runbook",
+        "every alert and failure scenario has remediation steps",
+        "plan 4.3 task 4",
+        0,
+    ),
+    req("5.1-deploy", "hub + TST, FRA, DEU up and healthy", "plan 5.1 task 1", 0),
+    req(
+        "5.1-revoke",
+        "a token revoked on the hub is rejected on every spoke",
+        "plan 5.1 success criteria",
+        5,
+    ),
+    req(
+        "5.1-isolate",
+        "TST down: FRA, DEU and hub unaffected; hub lists TST unhealthy, then recovers",
+        "plan 5.1 task 3",
+        0,
+    ),
+    req(
+        "5.1-federation",
+        "hub Keycloak down: spokes keep serving existing tokens; back: new tokens work everywhere",
+        "plan 5.1 task 4",
+        0,
+    ),
+];
+
+/// A budget the plan does not give but a scenario needs (a window to hold, a derived bound), with
+/// the reasoning that sets it, at time scale 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Derived {
+    pub id: &'static str,
+    pub reason: &'static str,
+    pub budget: Duration,
+}
+
+const fn derived(id: &'static str, reason: &'static str, budget_s: u64) -> Derived {
+    Derived {
+        id,
+        reason,
+        budget: Duration::from_secs(budget_s),
+    }
+}
+
+/// The suite's derived budgets, stated in the README next to the requirement table.
+pub const DERIVED: &[Derived] = &[
+    derived(
+        "4.1-redis window",
+        "authorization must keep answering this long with the cache Redis down",
+        20,
+    ),
+    derived(
+        "4.2-all window",
+        "authorization must keep answering this long with every non-critical service down",
+        30,
+    ),
+    derived(
+        "4.2-all back",
+        "Keycloak's and KAS's breakers re-admit a call 30 s after their last failure and close after two successes",
+        60,
+    ),
+    derived(
+        "4.2-partial window",
+        "the keycloak breaker must stay OPEN this long while only OPA is back (past OPA's 60 s timeout)",
+        45,
+    ),
+    derived(
+        "5.1-isolate listed",
+        "the hub marks a spoke unhealthy 90 s after its last heartbeat; heartbeats come every 30 s",
+        120,
+    ),
+    derived(
+        "5.1-isolate dropped",
+        "a returning spoke's first heartbeat is due within 30 s of its start, plus its own start",
+        60,
+    ),
+    derived(
+        "5.1-federation window",
+        "issued tokens must keep working this long with the hub's Keycloak down",
+        30,
+    ),
+    derived(
+        "5.1-federation new token",
+        "nothing caches a failed login, so a new token works once Keycloak answers; its start is what takes time",
+        60,
+    ),
+    derived(
+        "steady state",
+        "after a restore every breaker is CLOSED again once its open timeout (at most 60 s) has passed and traffic closed it",
+        90,
+    ),
+];
+
+/// Looks a requirement up by id.
+#[track_caller]
+pub fn requirement(id: &str) -> &'static Requirement {
+    REQUIREMENTS
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no requirement `{id}` in the slo table"))
+}
+
+/// The budget called `id` (a requirement with a budget, or a derived budget), scaled. An id that
+/// names neither is a mistake in the suite, not a zero budget.
+#[track_caller]
+pub fn budget(id: &str, time_scale: f64) -> Budget {
+    let plan = REQUIREMENTS
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| (r.id, r.budget))
+        .or_else(|| DERIVED.iter().find(|d| d.id == id).map(|d| (d.id, Some(d.budget))));
+    match plan {
+        Some((label, Some(plan))) => Budget::scaled(label, plan, time_scale),
+        Some((_, None)) => panic!("requirement `{id}` has no budget in the plan; derive one in slo::DERIVED"),
+        None => panic!("no budget `{id}` in the slo table"),
+    }
+}
+
+/// A budget as it applies to this run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub label: &'static str,
+    pub limit: Duration,
+}
+
+impl Budget {
+    /// `plan` (at scale 1) multiplied by the time scale.
+    pub fn scaled(label: &'static str, plan: Duration, time_scale: f64) -> Budget {
+        Budget {
+            label,
+            limit: plan.mul_f64(time_scale),
+        }
+    }
+
+    /// How long to keep polling before giving up: well past the budget, so a slow pass is measured
+    /// rather than cut off.
+    pub fn deadline(&self) -> Duration {
+        self.limit * 2 + Duration::from_secs(2)
+    }
+
+    /// The report line: `opa breaker OPEN after 1.8 s (budget 3.0 s)`.
+    pub fn line(&self, what: &str, measured: Duration) -> String {
+        let verdict = if measured <= self.limit { "" } else { " OVER BUDGET" };
+        format!("{what} after {} (budget {}){verdict}", secs(measured), secs(self.limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_design_requirement_is_in_the_table_once() {
+        let mut ids: Vec<_> = REQUIREMENTS.iter().map(|r| r.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), REQUIREMENTS.len());
+        assert_eq!(requirement("4.2-opa").budget, Some(Duration::from_secs(90)));
+        let derived = DERIVED.iter().filter(|d| REQUIREMENTS.iter().any(|r| r.id == d.id));
+        assert_eq!(derived.count(), 0, "a derived budget never shadows a requirement");
+    }
+
+    #[test]
+    fn budgets_come_from_the_table_and_unknown_ids_are_refused() {
+        assert_eq!(budget("4.1-opa", 0.1).limit, Duration::from_secs(3));
+        assert_eq!(budget("4.2-all back", 1.0).limit, Duration::from_secs(60));
+        assert!(std::panic::catch_unwind(|| budget("4.1-nope", 1.0)).is_err());
+        assert!(
+            std::panic::catch_unwind(|| budget("4.1-redis", 1.0)).is_err(),
+            "no budget in the plan"
+        );
+    }
+
+    #[test]
+    fn budgets_scale_and_print_pass_or_fail() {
+        let b = Budget::scaled("4.1-opa", Duration::from_secs(30), 0.1);
+        assert_eq!(b.limit, Duration::from_secs(3));
+        assert_eq!(
+            b.line("opa breaker OPEN", Duration::from_millis(1840)),
+            "opa breaker OPEN after 1.8 s (budget 3.0 s)"
+        );
+        assert_eq!(
+            b.line("opa breaker OPEN", Duration::from_millis(3200)),
+            "opa breaker OPEN after 3.2 s (budget 3.0 s) OVER BUDGET"
+        );
+    }
+}
