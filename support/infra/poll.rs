@@ -1,6 +1,7 @@
-//! Waiting, measured. [`eventually`] and [`holds_for`] are the only code in the suite that waits:
-//! both return what they measured (elapsed time, attempts, the last observation) and, when they
-//! give up, say what they last saw. Every probe is bounded by the time left, so a deadline is kept
+//! Waiting, measured. [`eventually`] and [`holds_for`] are the only code in the suite that waits
+//! for a condition: both return what they measured (elapsed time, attempts, the last observation)
+//! and, when they give up, say what they last saw. [`Pace`] keeps background traffic at its rate
+//! and [`until`] starts each request of the load generator at its intended time. Every probe is bounded by the time left, so a deadline is kept
 //! even when one probe would hang for minutes. Time is tokio's, so unit tests run on a paused
 //! clock.
 
@@ -180,6 +181,33 @@ async fn pace(round: Instant, tick: Duration) {
         tokio::time::sleep(rest).await;
     }
 }
+
+/// Waits until `at`: the pacing primitive of the open-model load generator ([`crate::infra::load`]),
+/// which starts each request at its intended time whatever earlier requests did. Returns at once
+/// when `at` has passed, so a generator that fell behind catches up without waiting.
+///
+/// Tokio's timer fires on whole milliseconds and the OS poll rounds its timeout up once more, so
+/// a timer alone wakes up to 2 ms late: the timer covers the wait up to [`TIMER_SLOP`] before
+/// `at`, and a blocking thread sleeps the rest precisely. On a paused clock the blocking sleep
+/// holds the clock still, and the final timer wait lands exactly on `at`.
+pub async fn until(at: Instant) {
+    if let Some(coarse) = at.checked_sub(TIMER_SLOP)
+        && Instant::now() < coarse
+    {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let rest = at.saturating_duration_since(Instant::now());
+    if !rest.is_zero() {
+        // A failed join only means the sleep was cut short; the timer below covers the rest.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+    if Instant::now() < at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// How late tokio's timer may wake: its millisecond tick plus the poll's rounding.
+pub const TIMER_SLOP: Duration = Duration::from_millis(2);
 
 #[cfg(test)]
 mod tests {

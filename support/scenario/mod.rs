@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod breakers;
+pub mod chaos;
 pub mod diagnose;
 pub mod federation;
 pub mod observer;

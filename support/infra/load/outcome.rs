@@ -1,0 +1,169 @@
+//! What became of one request under load, in the classes of the traffic tally plus the three
+//! that only load can produce (cache hit, timeout, dropped), and counts of them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What became of one scheduled request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Authorization answered (200 or 403) with a decision from OPA.
+    Decided { status: u16 },
+    /// Decided by the backend's local fallback because OPA could not be asked.
+    Fallback,
+    /// Answered from DIVE's decision cache: OPA was not asked.
+    CacheHit,
+    /// 401: the token was refused, so authorization never ran.
+    Unauthorized,
+    /// 404: the resource does not exist.
+    NotFound,
+    /// 5xx, with its status.
+    ServerError(u16),
+    /// Any other status: counted rather than lost, so every scheduled request has a class.
+    Other(u16),
+    /// No answer within the plan's client timeout.
+    Timeout,
+    /// The transport failed: refused, reset, TLS.
+    NoAnswer,
+    /// Never sent: the cap on requests in flight was reached at its intended time.
+    Dropped,
+}
+
+impl Outcome {
+    /// Classifies an HTTP answer; the caller says whether DIVE marked it as a fallback or a
+    /// cache hit.
+    pub fn of_answer(status: u16, fallback: bool, cache_hit: bool) -> Outcome {
+        match status {
+            200 | 403 if fallback => Outcome::Fallback,
+            200 | 403 if cache_hit => Outcome::CacheHit,
+            200 | 403 => Outcome::Decided { status },
+            401 => Outcome::Unauthorized,
+            404 => Outcome::NotFound,
+            500.. => Outcome::ServerError(status),
+            _ => Outcome::Other(status),
+        }
+    }
+
+    pub fn class(self) -> Class {
+        match self {
+            Outcome::Decided { .. } => Class::Decided,
+            Outcome::Fallback => Class::Fallback,
+            Outcome::CacheHit => Class::CacheHit,
+            Outcome::Unauthorized => Class::Unauthorized,
+            Outcome::NotFound => Class::NotFound,
+            Outcome::ServerError(_) => Class::ServerError,
+            Outcome::Other(_) => Class::Other,
+            Outcome::Timeout => Class::Timeout,
+            Outcome::NoAnswer => Class::NoAnswer,
+            Outcome::Dropped => Class::Dropped,
+        }
+    }
+}
+
+/// An [`Outcome`] without its status code: the unit that is counted and judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Decided,
+    Fallback,
+    CacheHit,
+    Unauthorized,
+    NotFound,
+    ServerError,
+    Other,
+    Timeout,
+    NoAnswer,
+    Dropped,
+}
+
+impl Class {
+    /// Authorization answered: by OPA, by the local fallback or from the cache. A 403 is an
+    /// answer too; everything else is a failure the user felt.
+    pub fn answered_ok(self) -> bool {
+        matches!(self, Class::Decided | Class::Fallback | Class::CacheHit)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Class::Decided => "decided",
+            Class::Fallback => "fallback",
+            Class::CacheHit => "cache hit",
+            Class::Unauthorized => "x 401",
+            Class::NotFound => "x 404",
+            Class::ServerError => "x 5xx",
+            Class::Other => "other status",
+            Class::Timeout => "timed out",
+            Class::NoAnswer => "unanswered",
+            Class::Dropped => "dropped",
+        }
+    }
+}
+
+/// How many requests fell in each class; classes that never occurred are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Counts(BTreeMap<Class, u64>);
+
+impl Counts {
+    pub fn add(&mut self, class: Class) {
+        *self.0.entry(class).or_default() += 1;
+    }
+
+    pub fn get(&self, class: Class) -> u64 {
+        self.0.get(&class).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no requests");
+        }
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(class, n)| format!("{n} {}", class.label()))
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// One scheduled request and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its place in the schedule, from 0.
+    pub seq: u64,
+    /// When it was meant to be sent, from the start of the run.
+    pub intended: Duration,
+    /// From the intended send time to the answer or to giving up (coordinated omission
+    /// corrected: a stalled target shows here); `None` for a dropped request, never sent.
+    pub latency: Option<Duration>,
+    pub outcome: Outcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_fall_in_the_tally_classes() {
+        let class = |status, fallback, cache| Outcome::of_answer(status, fallback, cache).class();
+        assert_eq!(class(403, false, false), Class::Decided);
+        assert_eq!(class(200, true, false), Class::Fallback);
+        assert_eq!(class(200, false, true), Class::CacheHit);
+        assert_eq!(class(503, true, false), Class::ServerError);
+        assert_eq!(class(429, false, false), Class::Other);
+        let mut counts = Counts::default();
+        for class in [Class::Fallback, Class::Decided, Class::Decided, Class::ServerError] {
+            counts.add(class);
+        }
+        assert_eq!(counts.to_string(), "2 decided, 1 fallback, 1 x 5xx");
+    }
+}
