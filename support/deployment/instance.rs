@@ -14,7 +14,10 @@ use crate::fault::ledger::Ledger;
 use crate::fault::{Control, FaultGuard, Lockout};
 use crate::infra::config::Secret;
 use crate::infra::http::{Http, HttpError, join};
-use crate::vocab::api::{BlacklistCheck, Blacklisted, FederationHealth, ResourceList, TokenAnswer};
+use crate::infra::poll::Pace;
+use crate::vocab::api::{
+    BlacklistCheck, Blacklisted, FederationHealth, MAX_PAGE_SIZE, ResourceList, ResourceSummary, TokenAnswer,
+};
 use crate::vocab::fault::{FaultKind, FaultSpec, Service};
 use crate::vocab::finding::Finding;
 use crate::vocab::health::Detailed;
@@ -39,6 +42,8 @@ pub struct Instance {
     pub keycloak: Url,
     /// Where this DIVE serves its health API: `/health` (v15a) or `/api/health` (HEAD).
     pub health_base: String,
+    /// DIVE's timers on this instance, relative to DIVE's own (1 on a live DIVE).
+    pub time_scale: f64,
     pub credentials: Credentials,
     pub(crate) http: Http,
     pub(crate) control: Arc<dyn Control>,
@@ -93,25 +98,49 @@ impl Instance {
         Ok(answer.body.access_token)
     }
 
-    /// The ids of the resources `token` may list (`GET /api/resources`); a precondition failure when
-    /// that does not work or lists nothing, since nothing could then be authorized.
-    pub async fn resource_ids(&self, token: &str) -> Result<Vec<String>, Finding> {
-        let url = join(&self.backend, "/api/resources");
-        let list = self
-            .http
-            .json::<ResourceList>(self.http.request(Method::GET, &url).bearer_auth(token))
-            .await
-            .map_err(|e| Finding::precondition(format!("cannot list resources: {e}")))?;
-        if !list.status.is_success() {
-            return Err(Finding::precondition(format!("GET {url} answered {}", list.status)));
+    /// At least `wanted` of the resources `token` may see, where there are that many
+    /// (`GET /api/resources`, page by page at HEAD, at most 20 pages a second); a precondition
+    /// failure when listing does not work or lists nothing, since nothing could be authorized.
+    pub async fn resources(&self, token: &str, wanted: usize) -> Result<Vec<ResourceSummary>, Finding> {
+        let mut found: Vec<ResourceSummary> = Vec::new();
+        let mut pace = Pace::new(Duration::from_millis(50));
+        for page in 1.. {
+            let mut url = join(&self.backend, "/api/resources");
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("pageSize", &MAX_PAGE_SIZE.to_string());
+            let list = self
+                .http
+                .json::<ResourceList>(self.http.request(Method::GET, &url).bearer_auth(token))
+                .await
+                .map_err(|e| Finding::precondition(format!("cannot list resources: {e}")))?;
+            if !list.status.is_success() {
+                return Err(Finding::precondition(format!("GET {url} answered {}", list.status)));
+            }
+            let listed = list.body.resources.len();
+            for r in list.body.resources {
+                if !found.iter().any(|f| f.resource_id == r.resource_id) {
+                    found.push(r);
+                }
+            }
+            // 15a319e6 lists everything at once; HEAD pages until `total`, filtering each page by
+            // clearance (so a page can hold fewer than asked, even none).
+            let last = match (list.body.total, list.body.page_size) {
+                (Some(total), Some(size)) => page * size >= total,
+                _ => true,
+            };
+            if last || found.len() >= wanted || (listed == 0 && list.body.total.is_none()) {
+                break;
+            }
+            pace.next().await;
         }
-        let ids: Vec<String> = list.body.resources.into_iter().map(|r| r.resource_id).collect();
-        if ids.is_empty() {
+        if found.is_empty() {
             return Err(Finding::precondition(format!(
-                "GET {url} lists no resources: nothing to authorize (was the instance seeded by `./dive hub deploy`?)"
+                "GET {}/api/resources lists no resources this user may see: nothing to authorize (was the instance seeded? HEAD's `spoke deploy` seeds only with --seed)",
+                self.backend.as_str().trim_end_matches('/')
             )));
         }
-        Ok(ids)
+        Ok(found)
     }
 
     /// Whether `token` is accepted: `GET /api/resources` answers 200 (true) or 401 (false).

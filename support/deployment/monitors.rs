@@ -65,7 +65,7 @@ impl Monitors {
 
     /// A live DIVE's monitoring. The rule files in use are DIVE's own, under `dive_root`; when
     /// none is there, none is checked (and the rule check says where it looked).
-    pub fn live(prometheus: &Url, alertmanager: &Url, http: Http, dive_root: &Path) -> Monitors {
+    pub fn live(prometheus: &Url, alertmanager: &Url, http: Http, dive_root: &Path, time_scale: f64) -> Monitors {
         let dir = dive_root.join(DIVE_RULES_DIR);
         let mut rule_files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|d| {
@@ -80,7 +80,7 @@ impl Monitors {
             alertmanager: AlertManager::new(alertmanager.clone(), http),
             rule_files,
             rules_source: format!("{}/*.yml", dir.display()),
-            time_scale: 1.0,
+            time_scale,
             _keep: None,
         }
     }

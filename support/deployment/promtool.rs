@@ -121,7 +121,7 @@ mod tests {
         std::fs::write(&rule_file, rules).expect("rule file");
         let url = reqwest::Url::parse("http://127.0.0.1:9").expect("a URL");
         let http = Http::insecure().expect("a client");
-        let mut monitors = Monitors::live(&url, &url, http, &dir);
+        let mut monitors = Monitors::live(&url, &url, http, &dir, 1.0);
         monitors.rule_files = vec![rule_file];
         let result = monitors.promtool_test_rules(&dir).await;
         let _ = std::fs::remove_dir_all(&dir);
@@ -150,6 +150,7 @@ mod tests {
             &url,
             Http::insecure().expect("a client"),
             Path::new("/nonexistent"),
+            1.0,
         );
         let err = monitors
             .promtool_test_rules(&std::env::temp_dir())

@@ -1,7 +1,9 @@
 //! Authorized traffic, the only thing that moves DIVE's breakers (contract section 3): a token,
-//! the resource ids from `GET /api/resources`, then one `GET /api/resources/:id` per call, each
-//! with the next id so a decision cache cannot hide a call from the OPA breaker. The caller sets
-//! the pace (one request per `eventually` tick), which keeps the rate bounded.
+//! resource ids from `GET /api/resources` (paged at HEAD), then one `GET /api/resources/:id` per
+//! call. At HEAD a decision cached for a (user, resource) pair never reaches OPA nor its breaker,
+//! so each call asks for the resource whose decision is oldest, one no longer cached where it can:
+//! the tally says how many answers came from OPA, from the local fallback and from the cache. The
+//! caller sets the pace (one request per `eventually` tick), which keeps the rate bounded.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +15,10 @@ use reqwest::{Method, Url};
 use crate::deployment::instance::Instance;
 use crate::infra::http::{Http, join};
 use crate::infra::poll::Pace;
-use crate::vocab::api::ResourceAnswer;
+use crate::vocab::api::{DecidedBy, ResourceAnswer};
+use crate::vocab::authz::{LONGEST_CACHE_TTL, cache_ttl};
 use crate::vocab::finding::Finding;
+use crate::vocab::slo::TICK;
 
 /// One request sent and what came back.
 #[derive(Debug, Clone)]
@@ -23,14 +27,31 @@ pub struct Sent {
     pub resource: String,
     /// `None` when nothing answered.
     pub status: Option<u16>,
+    /// Who decided a 200 or 403; `None` for any other answer.
+    pub decided_by: Option<DecidedBy>,
+}
+
+impl Sent {
     /// The answer was decided by the backend's local fallback instead of OPA.
-    pub fallback: bool,
+    pub fn fallback(&self) -> bool {
+        self.decided_by == Some(DecidedBy::LocalFallback)
+    }
+
+    /// The request went through the opa breaker: OPA answered, or the breaker failed or refused it.
+    pub fn reached_opa_breaker(&self) -> bool {
+        matches!(self.decided_by, Some(DecidedBy::Opa | DecidedBy::LocalFallback))
+    }
 }
 
 impl fmt::Display for Sent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let by = match self.decided_by {
+            Some(DecidedBy::LocalFallback) => " (local-fallback)",
+            Some(DecidedBy::Cache) => " (decision cache)",
+            _ => "",
+        };
         match self.status {
-            Some(s) => write!(f, "{s}{}", if self.fallback { " (local-fallback)" } else { "" }),
+            Some(s) => write!(f, "{s}{by}"),
             None => f.write_str("no answer"),
         }
     }
@@ -42,21 +63,33 @@ pub struct Tally {
     pub sent: usize,
     /// 200 or 403: authorization answered.
     pub decided: usize,
+    /// Decided by the backend's local fallback (OPA failed, or its breaker refused the call).
     pub fallback: usize,
+    /// Answered from HEAD's decision cache: neither OPA nor its breaker saw these.
+    pub cache_hits: usize,
     pub unauthorized: usize,
     pub not_found: usize,
     pub server_error: usize,
     pub no_answer: usize,
 }
 
+impl Tally {
+    /// Requests that went through the opa breaker (decided by OPA or by the local fallback).
+    pub fn through_opa_breaker(&self) -> usize {
+        self.decided - self.cache_hits
+    }
+}
+
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} sent: {} decided (200/403, {} by local fallback), {} x 401, {} x 404, {} x 5xx, {} unanswered",
+            "{} sent: {} decided (200/403: {} by OPA, {} by local fallback, {} from the decision cache), {} x 401, {} x 404, {} x 5xx, {} unanswered",
             self.sent,
             self.decided,
+            self.decided - self.fallback - self.cache_hits,
             self.fallback,
+            self.cache_hits,
             self.unauthorized,
             self.not_found,
             self.server_error,
@@ -65,11 +98,20 @@ impl fmt::Display for Tally {
     }
 }
 
+/// A resource traffic asks for, and how long DIVE's decision cache keeps a decision on it.
+#[derive(Debug, Clone)]
+struct Target {
+    id: String,
+    cached_for: Duration,
+    /// When OPA last decided on it for this user (a decision the cache now holds).
+    decided_at: Option<Instant>,
+}
+
 pub struct Traffic {
     http: Http,
     backend: Url,
     token: String,
-    ids: Vec<String>,
+    targets: Vec<Target>,
     next: usize,
     log: Arc<Mutex<Vec<Sent>>>,
 }
@@ -113,49 +155,94 @@ fn tally(log: &Mutex<Vec<Sent>>, since: Instant) -> Tally {
             Some(_) => {}
             None => t.no_answer += 1,
         }
-        if s.fallback {
-            t.fallback += 1;
+        match s.decided_by {
+            Some(DecidedBy::LocalFallback) => t.fallback += 1,
+            Some(DecidedBy::Cache) => t.cache_hits += 1,
+            _ => {}
         }
     }
     t
 }
 
 impl Traffic {
-    /// Authorized traffic to `inst` as its configured user, over the resources that user may list.
-    pub async fn prepare(inst: &Instance) -> Result<Traffic, Finding> {
+    /// Authorized traffic to `inst` as its configured user, over the resources that user may list:
+    /// enough of them that, at this pace, the decision cache holds none by the time it comes back.
+    pub async fn prepare(inst: &Instance, tick: Duration) -> Result<Traffic, Finding> {
         let token = inst.token_for(&inst.credentials.user).await?;
-        let ids = inst.resource_ids(&token).await?;
+        let longest = LONGEST_CACHE_TTL.mul_f64(inst.time_scale);
+        let wanted = (longest.as_secs_f64() / tick.as_secs_f64()).ceil() as usize * 5 / 4 + 20;
+        let resources = inst.resources(&token, wanted).await?;
+        let targets = resources
+            .into_iter()
+            .map(|r| Target {
+                cached_for: r
+                    .classification
+                    .as_deref()
+                    .map_or(LONGEST_CACHE_TTL, cache_ttl)
+                    .mul_f64(inst.time_scale),
+                id: r.resource_id,
+                decided_at: None,
+            })
+            .collect();
         Ok(Traffic {
             http: inst.http().clone(),
             backend: inst.backend.clone(),
             token,
-            ids,
+            targets,
             next: 0,
             log: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
-    /// Sends one request for the next resource id.
+    /// The next resource to ask for: in turn, skipping those whose decision the cache still holds;
+    /// when every one is held, the one decided longest ago.
+    fn pick(&mut self) -> usize {
+        let now = Instant::now();
+        let n = self.targets.len();
+        let fresh = (0..n).map(|k| (self.next + k) % n).find(|&i| {
+            let t = &self.targets[i];
+            t.decided_at.is_none_or(|at| now.duration_since(at) >= t.cached_for)
+        });
+        let i = fresh.unwrap_or_else(|| (0..n).min_by_key(|&i| self.targets[i].decided_at).unwrap_or(0));
+        self.next = i + 1;
+        i
+    }
+
+    /// Sends one request, for the resource [`Traffic::pick`] chooses.
     pub async fn send(&mut self) -> Sent {
-        let resource = self.ids[self.next % self.ids.len()].clone();
-        self.next += 1;
+        let i = self.pick();
+        let resource = self.targets[i].id.clone();
         let url = join(&self.backend, &format!("/api/resources/{resource}"));
         let request = self.http.request(Method::GET, &url).bearer_auth(&self.token);
         let at = Instant::now();
         let sent = match self.http.text(request).await {
-            Ok((status, _, body)) => Sent {
-                at,
-                resource,
-                status: Some(status.as_u16()),
-                fallback: serde_json::from_str::<ResourceAnswer>(&body).is_ok_and(|a| a.local_fallback()),
-            },
+            Ok((status, _, body)) => {
+                let decided = matches!(status.as_u16(), 200 | 403);
+                let decided_by = decided
+                    .then(|| {
+                        serde_json::from_str::<ResourceAnswer>(&body)
+                            .map(|a| a.decided_by())
+                            .ok()
+                    })
+                    .flatten();
+                Sent {
+                    at,
+                    resource,
+                    status: Some(status.as_u16()),
+                    decided_by,
+                }
+            }
             Err(_) => Sent {
                 at,
                 resource,
                 status: None,
-                fallback: false,
+                decided_by: None,
             },
         };
+        // Only OPA's own decisions are cached; a fallback or a cache hit leaves the clock as it was.
+        if sent.decided_by == Some(DecidedBy::Opa) {
+            self.targets[i].decided_at = Some(at);
+        }
         if let Ok(mut log) = self.log.lock() {
             log.push(sent.clone());
         }
@@ -197,10 +284,8 @@ impl Traffic {
     pub fn hold(&self, n: usize, patience: Duration) -> HeldRequests {
         let tasks = (0..n)
             .map(|i| {
-                let url = join(
-                    &self.backend,
-                    &format!("/api/resources/{}", self.ids[i % self.ids.len()]),
-                );
+                let id = &self.targets[i % self.targets.len()].id;
+                let url = join(&self.backend, &format!("/api/resources/{id}"));
                 let request = self
                     .http
                     .request(Method::GET, &url)
@@ -228,8 +313,9 @@ impl Drop for HeldRequests {
 }
 
 impl Instance {
-    /// Authorized traffic to `GET /api/resources/:id` as the configured user.
+    /// Authorized traffic to `GET /api/resources/:id` as the configured user, paced at one request
+    /// per scenario tick.
     pub async fn traffic(&self) -> Result<Traffic, Finding> {
-        Traffic::prepare(self).await
+        Traffic::prepare(self, TICK).await
     }
 }

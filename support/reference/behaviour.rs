@@ -23,8 +23,11 @@ pub struct Behaviour {
     pub resilience_metrics_written: bool,
     /// Revoked tokens are refused on requests (not so: D5).
     pub revocation_enforced: bool,
-    /// In-process decision cache, UNCLASSIFIED 120 s (HEAD).
+    /// HEAD's in-process decision cache: per user, resource, clearance and country, for a time
+    /// set by the resource's classification (the plan does not forbid it, so `intended` has it).
     pub decision_cache: bool,
+    /// How `GET /api/resources` lists: pages at HEAD (and in `intended`), everything at 15a319e6.
+    pub listing: Listing,
     /// How long a MongoDB ping keeps trying a stopped server before it reports down.
     pub mongo_ping_patience: Duration,
     /// `up` needs an answer faster than these (MongoDB, OPA, KAS), else `degraded`.
@@ -56,6 +59,15 @@ pub struct UpWithin {
     pub mongodb: Duration,
     pub opa: Duration,
     pub kas: Duration,
+}
+
+/// How `GET /api/resources` lists (contract section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// `page` and `pageSize` (at most 100); the clearance filter runs after paging (HEAD).
+    Paged,
+    /// The whole collection, filtered by clearance (15a319e6).
+    Whole,
 }
 
 /// The spoke that keeps a private blacklist under reference defect R4.
@@ -95,7 +107,12 @@ impl Behaviour {
             keycloak_down_degrades: !shipped,
             resilience_metrics_written: !shipped,
             revocation_enforced: profile != Profile::DiveV15a,
-            decision_cache: profile == Profile::DiveHead,
+            decision_cache: profile != Profile::DiveV15a,
+            listing: if profile == Profile::DiveV15a {
+                Listing::Whole
+            } else {
+                Listing::Paged
+            },
             mongo_ping_patience: Duration::from_secs(if profile == Profile::DiveV15a { 60 } else { 5 })
                 .mul_f64(time_scale),
             up_within: if profile == Profile::DiveV15a { v15a_up } else { head_up },

@@ -112,6 +112,7 @@ pub async fn deployment(behaviour: Behaviour, runtime: Runtime, shape: Shape) ->
             backend,
             keycloak,
             health_base: health_base.clone(),
+            time_scale: scale,
             http: http.clone(),
             control: control.clone(),
             ledger: ledger.clone(),

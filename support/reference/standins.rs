@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,19 +17,15 @@ use serde_json::json;
 
 use crate::infra::os::{random_hex, unix_now};
 use crate::vocab::api::TokenAnswer;
+use crate::vocab::authz::{CLASSIFICATIONS, rank};
 
-/// DIVE's classification ladder, lowest first; test user `-n` holds level `n - 1`.
-pub const CLASSIFICATIONS: [&str; 5] = ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP_SECRET"];
+/// Resources seeded per instance (DIVE seeds 5000): enough that traffic meant for OPA finds
+/// decisions its decision cache does not hold (see `Traffic`).
+pub const SEEDED_RESOURCES: usize = 1000;
 
-/// Resources seeded per instance (DIVE seeds 5000; the suite needs only distinct ids).
-pub const SEEDED_RESOURCES: usize = 400;
-
-pub fn rank(classification: &str) -> usize {
-    CLASSIFICATIONS
-        .iter()
-        .position(|c| *c == classification)
-        .unwrap_or(usize::MAX)
-}
+/// DIVE's seeding mix of classifications (20, 15, 25, 25 and 15 per cent), laid out evenly over
+/// every 20 resources instead of drawn at random.
+const MIX: [usize; 20] = [0, 2, 3, 1, 4, 0, 2, 3, 1, 2, 3, 4, 0, 2, 3, 1, 4, 0, 2, 3];
 
 // ---------------------------------------------------------------- OPA
 
@@ -265,17 +261,12 @@ pub fn seed_resources(code: &str) -> Arc<HashMap<String, StoredResource>> {
         let id = format!("doc-{}-ref-{n:05}", code.to_uppercase());
         let doc = StoredResource {
             resource_id: id.clone(),
-            classification: CLASSIFICATIONS[n % CLASSIFICATIONS.len()].to_string(),
+            classification: CLASSIFICATIONS[MIX[n % MIX.len()]].to_string(),
             encrypted: true,
         };
         (id, doc)
     });
     Arc::new(docs.collect())
-}
-
-#[derive(Deserialize)]
-struct Limit {
-    limit: Option<usize>,
 }
 
 /// MongoDB, reduced to the three operations the backend performs: ping, list and find by id.
@@ -284,14 +275,11 @@ pub fn mongodb(resources: Arc<HashMap<String, StoredResource>>) -> Router {
         .route("/ping", get(|| async { Json(json!({ "ok": 1 })) }))
         .route(
             "/resources",
-            get(
-                |State(docs): State<Arc<HashMap<String, StoredResource>>>, Query(l): Query<Limit>| async move {
-                    let mut list: Vec<_> = docs.values().cloned().collect();
-                    list.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
-                    list.truncate(l.limit.unwrap_or(100));
-                    Json(list)
-                },
-            ),
+            get(|State(docs): State<Arc<HashMap<String, StoredResource>>>| async move {
+                let mut list: Vec<_> = docs.values().cloned().collect();
+                list.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+                Json(list)
+            }),
         )
         .route(
             "/resources/{id}",

@@ -10,6 +10,7 @@ use crate::deployment::traffic::{Pump, Traffic};
 use crate::infra::poll::{Broke, Held, TimedOut, eventually, holds_for};
 use crate::scenario::diagnose;
 use crate::scenario::{Scenario, TICK};
+use crate::vocab::api::DecidedBy;
 use crate::vocab::finding::{Defect, Finding};
 use crate::vocab::health::{Breaker, BreakerState, Detailed, Overall};
 use crate::vocab::slo::Budget;
@@ -106,7 +107,13 @@ impl Scenario {
                     ),
                 ));
             }
-            if stats.state == BreakerState::HalfOpen && sent.status.is_some() && !sent.fallback {
+            // A call that succeeded through the breaker: OPA's own answer for the opa breaker; any
+            // decided answer for the others, whose calls sit on every request's path.
+            let through = match breaker {
+                Breaker::Opa => sent.decided_by == Some(DecidedBy::Opa),
+                _ => sent.decided_by.is_some(),
+            };
+            if stats.state == BreakerState::HalfOpen && through {
                 since_half_open += 1;
             }
             last = Some(stats.state);

@@ -31,9 +31,7 @@ use crate::vocab::slo::{self, Budget, Requirement, requirement};
 use crate::vocab::units::{ms, secs};
 use observer::Observer;
 
-/// Polling period of every scenario wait: fine enough for 250 ms resolution, and with one
-/// request and one health call per tick the harness stays under 20 requests/s.
-pub const TICK: Duration = Duration::from_millis(125);
+pub use crate::vocab::slo::TICK;
 
 pub struct Scenario {
     pub requirement: &'static Requirement,

@@ -4,50 +4,108 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `GET /api/resources`.
+/// `GET /api/resources`: at HEAD one page (`page`, `pageSize`, `total`); at 15a319e6 the whole
+/// collection, without paging fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResourceList {
     pub resources: Vec<ResourceSummary>,
+    /// The collection's size before the clearance filter (HEAD only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceSummary {
     pub resource_id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<String>,
 }
 
-/// Where an authorization decision came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EvaluationDetails {
-    pub source: String,
+/// DIVE's largest page of `GET /api/resources` at HEAD (`pageSize` is clamped to it).
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// An authorization decision as DIVE writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Decision {
+    Allow,
+    Deny,
 }
 
+/// How a decision was reached: OPA's own details carry no `source`; the backend's local fallback
+/// (OPA down, or its breaker OPEN) says `local-fallback`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EvaluationDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// What the local fallback writes in `evaluation_details.source`.
+pub const LOCAL_FALLBACK: &str = "local-fallback";
+
+/// `policyEvaluation` of a resource answer (contract section 6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyEvaluation {
-    pub allow: bool,
+    pub decision: Decision,
     pub reason: String,
+    #[serde(default)]
     pub evaluation_details: EvaluationDetails,
+    /// HEAD: the answer came from the decision cache (OPA was not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
 }
 
-/// The body of `GET /api/resources/:id` (200 and 403 share what the suite reads).
+/// `details` of a 403: DIVE's uncached denial nests the evaluation details; a denial from HEAD's
+/// decision cache is the bare evaluation details and carries no `policyEvaluation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenialDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_details: Option<EvaluationDetails>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The body of `GET /api/resources/:id`, 200 and 403 alike, as far as the suite reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceAnswer {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_evaluation: Option<PolicyEvaluation>,
-    #[serde(default)]
-    pub details: Option<PolicyEvaluation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<DenialDetails>,
+}
+
+/// Where a decided answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// OPA, through its breaker.
+    Opa,
+    /// The backend's local fallback: OPA failed or its breaker rejected the call.
+    LocalFallback,
+    /// HEAD's decision cache: neither OPA nor its breaker was involved.
+    Cache,
 }
 
 impl ResourceAnswer {
-    /// True when OPA was not consulted and the backend's local fallback decided.
-    pub fn local_fallback(&self) -> bool {
-        self.policy_evaluation
-            .as_ref()
-            .or(self.details.as_ref())
-            .is_some_and(|p| p.evaluation_details.source == "local-fallback")
+    /// Who decided this answer (of a 200 or 403).
+    pub fn decided_by(&self) -> DecidedBy {
+        match &self.policy_evaluation {
+            Some(p) if p.cached == Some(true) => DecidedBy::Cache,
+            Some(p) if p.evaluation_details.source.as_deref() == Some(LOCAL_FALLBACK) => DecidedBy::LocalFallback,
+            Some(_) => DecidedBy::Opa,
+            // HEAD's cached denial is the only 403 without `policyEvaluation`; a fallback denial
+            // names its source in the bare details.
+            None if self.details.as_ref().and_then(|d| d.source.as_deref()) == Some(LOCAL_FALLBACK) => {
+                DecidedBy::LocalFallback
+            }
+            None => DecidedBy::Cache,
+        }
     }
 }
 
@@ -92,4 +150,39 @@ pub struct TokenAnswer {
     pub access_token: String,
     pub expires_in: u64,
     pub token_type: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: &str) -> ResourceAnswer {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    #[test]
+    fn who_decided_is_read_from_what_dive_sends() {
+        let opa = r#"{"resourceId":"d","policyEvaluation":{"decision":"ALLOW","reason":"ok","evaluation_details":{"checks":{"clearance_sufficient":true}},"subject":{},"resource":{}}}"#;
+        assert_eq!(answer(opa).decided_by(), DecidedBy::Opa);
+        let fallback = r#"{"policyEvaluation":{"decision":"DENY","reason":"Insufficient clearance","evaluation_details":{"source":"local-fallback","clearance_check":"FAIL"}}}"#;
+        assert_eq!(answer(fallback).decided_by(), DecidedBy::LocalFallback);
+        let cached = r#"{"policyEvaluation":{"decision":"ALLOW","reason":"ok","evaluation_details":{},"cached":true,"cacheAge":1200}}"#;
+        assert_eq!(answer(cached).decided_by(), DecidedBy::Cache);
+        let cached_denial = r#"{"error":"Forbidden","message":"Insufficient clearance","details":{"checks":{}}}"#;
+        assert_eq!(answer(cached_denial).decided_by(), DecidedBy::Cache);
+        let uncached_denial = r#"{"error":"Forbidden","message":"Authorization check failed","reason":"r","details":{"evaluation_details":{}},"policyEvaluation":{"decision":"DENY","reason":"r","evaluation_details":{}}}"#;
+        assert_eq!(answer(uncached_denial).decided_by(), DecidedBy::Opa);
+    }
+
+    #[test]
+    fn a_listing_reads_with_and_without_paging() {
+        let head: ResourceList = serde_json::from_str(
+            r#"{"resources":[{"resourceId":"doc-USA-seed-1-00001","classification":"SECRET"}],"count":1,"total":5000,"page":1,"pageSize":50}"#,
+        )
+        .expect("HEAD's listing");
+        assert_eq!((head.total, head.page_size), (Some(5000), Some(50)));
+        let v15a: ResourceList =
+            serde_json::from_str(r#"{"resources":[{"resourceId":"doc-USA-seed-1-00001"}],"count":1}"#).expect("v15a's");
+        assert_eq!(v15a.total, None);
+    }
 }

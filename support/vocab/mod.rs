@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod authz;
 pub mod breaker;
 pub mod coalition;
 pub mod fault;

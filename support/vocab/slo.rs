@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::vocab::units::secs;
 
+/// Polling period of every scenario wait: fine enough for 250 ms resolution, and with one
+/// request and one health call per tick the harness stays under 20 requests/s.
+pub const TICK: Duration = Duration::from_millis(125);
+
 /// One requirement of the plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Requirement {

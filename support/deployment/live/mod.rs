@@ -55,7 +55,13 @@ impl Deployment {
                 Secret::new(out.stdout.trim())
             }
         };
-        let monitors = Monitors::live(&live.prometheus, &live.alertmanager, http.clone(), &live.root);
+        let monitors = Monitors::live(
+            &live.prometheus,
+            &live.alertmanager,
+            http.clone(),
+            &live.root,
+            config.time_scale,
+        );
         let dive = Dive::new(&live.root, &config.dive_leaky_vars);
         let control: Arc<dyn Control> = Arc::new(LiveControl::new(&live.container_runtime, dive.clone()));
         let ledger = Ledger::new(&config.state_dir);
@@ -75,6 +81,7 @@ impl Deployment {
         for (code, backend) in sites {
             instances.push(Instance {
                 health_base: probe_health_base(&http, &backend).await?,
+                time_scale: config.time_scale,
                 code,
                 backend,
                 keycloak: live.hub_keycloak.clone(),
@@ -87,7 +94,7 @@ impl Deployment {
         }
         Ok(Deployment {
             target: format!("live DIVE at {}", live.hub_backend),
-            time_scale: 1.0,
+            time_scale: config.time_scale,
             instances,
             monitors: Some(monitors),
             ca_pem: None,

@@ -123,7 +123,8 @@ pub struct SpokeUrls {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
-    /// DIVE's timers multiplied by this; 1 for live.
+    /// DIVE's timers multiplied by this: 0.1 on the reference unless set, 1 on a live DIVE unless
+    /// it runs shortened timers.
     pub time_scale: f64,
     /// Where journals and the fault ledger live.
     pub state_dir: PathBuf,
@@ -211,7 +212,7 @@ impl Config {
                 Target::Reference(ReferenceConfig { profile, runtime })
             }
             "live" => {
-                const REFERENCE_ONLY: [&str; 3] = ["DIVE_PROFILE", "DIVE_TIME_SCALE", "DIVE_REFERENCE_RUNTIME"];
+                const REFERENCE_ONLY: [&str; 2] = ["DIVE_PROFILE", "DIVE_REFERENCE_RUNTIME"];
                 for var in REFERENCE_ONLY {
                     if get(var).is_some() {
                         return Err(bad(
@@ -230,10 +231,12 @@ impl Config {
             }
         };
 
+        // The reference runs DIVE's timers at a tenth by default; a live DIVE at its own (a DIVE
+        // deliberately run with shortened timers, such as the live-shaped reference, says so here).
         let time_scale = match (&target, get("DIVE_TIME_SCALE")) {
-            (Target::Live(_), _) => 1.0,
+            (Target::Live(_), None) => 1.0,
             (Target::Reference(_), None) => 0.1,
-            (Target::Reference(_), Some(raw)) => match raw.parse::<f64>() {
+            (_, Some(raw)) => match raw.parse::<f64>() {
                 Ok(scale) if scale > 0.0 && scale <= 1.0 => scale,
                 _ => {
                     return Err(bad(

@@ -86,9 +86,16 @@ fn live_needs_a_dive_checkout() {
 #[test]
 fn live_refuses_reference_only_variables() {
     refused(
-        live(&[("DIVE_TIME_SCALE", "0.5")]),
-        "DIVE_TIME_SCALE",
+        live(&[("DIVE_PROFILE", "dive-head")]),
+        "DIVE_PROFILE",
         "reference target only",
+    );
+    let scaled = live(&[("DIVE_TIME_SCALE", "0.1")]).expect("a live DIVE may run shortened timers");
+    assert_eq!(scaled.time_scale, 0.1);
+    assert_eq!(
+        live(&[]).map(|c| c.time_scale).ok(),
+        Some(1.0),
+        "DIVE's own timers by default"
     );
 }
 

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,10 +27,13 @@ use tokio::sync::Semaphore;
 
 use crate::infra::http::join;
 use crate::infra::os::unix_now;
-use crate::reference::behaviour::Behaviour;
+use crate::reference::behaviour::{Behaviour, Listing};
 use crate::reference::breaker::{Admission, CircuitBreaker};
-use crate::reference::standins::{Claims, DecisionFacts, StoredResource, rank};
-use crate::vocab::api::{EvaluationDetails, PolicyEvaluation};
+use crate::reference::standins::{Claims, DecisionFacts, StoredResource};
+use crate::vocab::api::{
+    Decision, EvaluationDetails, LOCAL_FALLBACK, MAX_PAGE_SIZE, PolicyEvaluation, ResourceSummary,
+};
+use crate::vocab::authz::{cache_ttl, rank};
 use crate::vocab::breaker::BreakerConfig;
 use crate::vocab::health::{
     Breaker, BreakerState, BreakerStats, Breakers, CLOSED_IDLE, Detailed, Overall, Probe, ServiceHealth, Services,
@@ -76,13 +79,14 @@ struct Backend {
     health_gauges: Mutex<Vec<(String, f64)>>,
     db_errors: Mutex<HashMap<&'static str, u64>>,
     jwks: Mutex<HashMap<String, (JwkSet, Instant)>>,
-    decisions: Mutex<HashMap<(String, String), CachedDecision>>,
+    /// HEAD's decision cache: key -> decision, reason, expiry.
+    decisions: Mutex<HashMap<String, CachedDecision>>,
     /// Hub: last heartbeat of each registered spoke.
     heartbeats: Mutex<HashMap<String, Instant>>,
 }
 
-/// A cached OPA decision: allow, reason, when it was made.
-type CachedDecision = (bool, String, Instant);
+/// A cached OPA decision: what, why, until when.
+type CachedDecision = (Decision, String, Instant);
 
 /// Why a call through a breaker did not return a value.
 enum CallError {

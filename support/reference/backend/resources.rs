@@ -39,14 +39,29 @@ impl Backend {
         }
     }
 
-    pub(super) async fn decide(&self, claims: &Claims, doc: &StoredResource) -> PolicyEvaluation {
-        let cache_key = (claims.unique_id.clone(), doc.resource_id.clone());
-        let cache_ttl = Duration::from_secs(120).mul_f64(self.cfg.time_scale);
+    /// Asks OPA (through its breaker) for a decision, or answers from the decision cache, or falls
+    /// back to a local clearance check when OPA fails or its breaker rejects the call.
+    pub(super) async fn decide(&self, claims: &Claims, doc: &StoredResource) -> Decided {
+        // DIVE's key: user, resource, clearance, country; kept for a time set by the classification.
+        let cache_key = format!(
+            "{}:{}:{}:{}",
+            claims.unique_id, doc.resource_id, claims.clearance, claims.country_of_affiliation
+        );
         if self.cfg.behaviour.decision_cache
-            && let Some((allow, reason, at)) = self.decisions.lock().ok().and_then(|d| d.get(&cache_key).cloned())
-            && at.elapsed() < cache_ttl
+            && let Some((decision, reason, expires)) =
+                self.decisions.lock().ok().and_then(|d| d.get(&cache_key).cloned())
+            && Instant::now() < expires
         {
-            return evaluation(allow, reason, "cache");
+            let evaluation = PolicyEvaluation {
+                decision,
+                reason,
+                evaluation_details: EvaluationDetails::default(),
+                cached: Some(true),
+            };
+            return Decided {
+                evaluation,
+                from_cache: true,
+            };
         }
         let facts = DecisionFacts {
             clearance: claims.clearance.clone(),
@@ -70,27 +85,38 @@ impl Backend {
             let reason = v["result"]["reason"].as_str().unwrap_or_default().to_string();
             Ok((allow, reason))
         };
-        match self
-            .through(Breaker::Opa, !self.cfg.behaviour.opa_breaker_bypassed, call)
-            .await
-        {
+        let opa = self.through(Breaker::Opa, !self.cfg.behaviour.opa_breaker_bypassed, call);
+        let (decision, reason, source) = match opa.await {
             Ok((allow, reason)) => {
+                let decision = if allow { Decision::Allow } else { Decision::Deny };
                 if self.cfg.behaviour.decision_cache
-                    && doc.classification == "UNCLASSIFIED"
                     && let Ok(mut d) = self.decisions.lock()
                 {
-                    d.insert(cache_key, (allow, reason.clone(), Instant::now()));
+                    let ttl = cache_ttl(&doc.classification).mul_f64(self.cfg.time_scale);
+                    d.insert(cache_key, (decision, reason.clone(), Instant::now() + ttl));
                 }
-                evaluation(allow, reason, "opa")
+                (decision, reason, None)
             }
-            Err(e) => {
-                let allow = rank(&claims.clearance) >= rank(&doc.classification);
-                evaluation(
-                    allow,
-                    format!("OPA unavailable ({e}); local clearance check"),
-                    "local-fallback",
-                )
-            }
+            // OPA failed or its breaker rejected the call: DIVE decides locally, on clearance.
+            Err(_) if rank(&claims.clearance) >= rank(&doc.classification) => (
+                Decision::Allow,
+                "All conditions satisfied (local fallback)".to_string(),
+                Some(LOCAL_FALLBACK.to_string()),
+            ),
+            Err(_) => (
+                Decision::Deny,
+                "Insufficient clearance".to_string(),
+                Some(LOCAL_FALLBACK.to_string()),
+            ),
+        };
+        Decided {
+            evaluation: PolicyEvaluation {
+                decision,
+                reason,
+                evaluation_details: EvaluationDetails { source },
+                cached: None,
+            },
+            from_cache: false,
         }
     }
 
@@ -121,34 +147,66 @@ impl Backend {
     }
 }
 
-pub(super) fn evaluation(allow: bool, reason: String, source: &str) -> PolicyEvaluation {
-    PolicyEvaluation {
-        allow,
-        reason,
-        evaluation_details: EvaluationDetails {
-            source: source.to_string(),
-        },
-    }
+/// A decision, and whether it came from the decision cache.
+pub(super) struct Decided {
+    evaluation: PolicyEvaluation,
+    from_cache: bool,
 }
 
-pub(super) async fn list_resources(State(b): State<Arc<Backend>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = b.authenticate(&headers).await {
-        return denied;
-    }
-    match b.mongo("/resources").await {
+/// The paging of `GET /api/resources` (HEAD).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Page {
+    page: Option<u64>,
+    page_size: Option<u64>,
+}
+
+/// `GET /api/resources`: the resources the user's clearance may see; at HEAD one page of the
+/// collection, filtered after paging (so a page may hold fewer than `pageSize`), at 15a319e6 all.
+pub(super) async fn list_resources(
+    State(b): State<Arc<Backend>>,
+    headers: HeaderMap,
+    Query(q): Query<Page>,
+) -> Response {
+    let claims = match b.authenticate(&headers).await {
+        Ok((_, claims)) => claims,
+        Err(denied) => return denied,
+    };
+    let docs = match b.mongo("/resources").await {
         Ok(Some(r)) => match r.json::<Vec<StoredResource>>().await {
-            Ok(docs) => {
-                let list: Vec<_> = docs
-                    .into_iter()
-                    .map(|d| json!({ "resourceId": d.resource_id, "classification": d.classification }))
-                    .collect();
-                Json(json!({ "resources": list })).into_response()
-            }
-            Err(e) => server_error(e.to_string()),
+            Ok(docs) => docs,
+            Err(e) => return server_error(e.to_string()),
         },
-        Ok(None) => Json(json!({ "resources": [] })).into_response(),
-        Err(e) => server_error(e.to_string()),
-    }
+        Ok(None) => Vec::new(),
+        Err(e) => return server_error(e.to_string()),
+    };
+    let total = docs.len() as u64;
+    let page = q.page.unwrap_or(1).max(1);
+    let page_size = q.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
+    let shown: Vec<StoredResource> = match b.cfg.behaviour.listing {
+        Listing::Paged => docs
+            .into_iter()
+            .skip(usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX))
+            .take(usize::try_from(page_size).unwrap_or(usize::MAX))
+            .collect(),
+        Listing::Whole => docs,
+    };
+    let visible: Vec<ResourceSummary> = shown
+        .into_iter()
+        .filter(|d| rank(&d.classification) <= rank(&claims.clearance))
+        .map(|d| ResourceSummary {
+            resource_id: d.resource_id,
+            classification: Some(d.classification),
+        })
+        .collect();
+    let count = visible.len();
+    let list = match b.cfg.behaviour.listing {
+        Listing::Paged => {
+            json!({ "resources": visible, "count": count, "total": total, "page": page, "pageSize": page_size })
+        }
+        Listing::Whole => json!({ "resources": visible, "count": count }),
+    };
+    Json(list).into_response()
 }
 
 pub(super) async fn get_resource(
@@ -178,20 +236,28 @@ pub(super) async fn get_resource(
         }
         Err(e) => return server_error(e.to_string()),
     };
-    let decision = b.decide(&claims, &doc).await;
-    if !decision.allow {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({ "error": "Forbidden", "message": "Access denied", "details": decision })),
-        )
-            .into_response();
+    let Decided { evaluation, from_cache } = b.decide(&claims, &doc).await;
+    if evaluation.decision == Decision::Deny {
+        // HEAD answers a cached denial with the bare evaluation details and no policyEvaluation.
+        let body = if from_cache {
+            json!({ "error": "Forbidden", "message": evaluation.reason, "details": evaluation.evaluation_details })
+        } else {
+            json!({
+                "error": "Forbidden",
+                "message": "Authorization check failed",
+                "reason": evaluation.reason,
+                "details": { "evaluation_details": evaluation.evaluation_details },
+                "policyEvaluation": evaluation,
+            })
+        };
+        return (StatusCode::FORBIDDEN, Json(body)).into_response();
     }
     let key = b.release_key(&doc).await;
     Json(json!({
         "resourceId": doc.resource_id,
         "classification": doc.classification,
         "kasKey": key,
-        "policyEvaluation": decision,
+        "policyEvaluation": evaluation,
     }))
     .into_response()
 }
