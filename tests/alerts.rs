@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use dive_resilience::infra::alertmanager::{AmState, resolved, synthetic};
 use dive_resilience::infra::config::must_config;
 use dive_resilience::infra::os::random_hex;
-use dive_resilience::infra::poll::{eventually, holds_for};
+use dive_resilience::infra::poll::{Pace, eventually};
 use dive_resilience::prelude::*;
 use dive_resilience::reference::backend::MONGO_POOL_SIZE;
-use dive_resilience::vocab::alerts::{ALERTS, alert};
+use dive_resilience::vocab::alerts::{A_DB_CALL, A_DB_ERROR, A_REJECT, ALERTS, alert};
 use dive_resilience::vocab::coalition::instance_label;
 use dive_resilience::vocab::runbook::runbook_sections;
 use dive_resilience::vocab::slo::REQUIREMENTS;
@@ -68,19 +68,37 @@ async fn resolve_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> 
 /// CircuitBreakerFailuresHigh and, from the rejects, HighCircuitBreakerRejects.
 async fn breaker_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, mon) = (d.hub(), d.monitors()?);
-    let names = [
-        "CircuitBreakerOpen",
-        "CircuitBreakerFailuresHigh",
-        "HighCircuitBreakerRejects",
-    ];
-    s.pipeline_preflight(mon, d, &names.map(alert)).await?;
+    let names = ["CircuitBreakerOpen", "CircuitBreakerFailuresHigh"];
+    let rejects = alert("HighCircuitBreakerRejects");
+    s.pipeline_preflight(mon, d, &[alert(names[0]), alert(names[1]), rejects])
+        .await?;
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     let since = Instant::now();
     let labels = [("exported_service", "opa")];
-    for name in names {
-        s.alert_fires(mon, alert(name), &labels, since).await;
+    let open = s.budget_of("4.1-opa");
+    if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, open)
+        .await
+        .is_some()
+    {
+        for name in names {
+            s.alert_fires(mon, alert(name), &labels, since).await;
+        }
+        // The rejects counter has a series only from its first reject: judge it after some.
+        let rejected = s.breaker(hub, Breaker::Opa).await.map(|b| b.reject_count).unwrap_or(0);
+        let seen = format!("opa rejectCount={rejected}");
+        if rejected == 0 {
+            s.finding(Finding::fail(format!(
+                "the opa breaker rejected no call while OPEN under traffic ({})",
+                traffic.tally_since(since)
+            )));
+        } else if s
+            .written_after(hub, "dive_v3_circuit_breaker_rejects_total", A_REJECT, &seen)
+            .await
+        {
+            s.alert_fires(mon, rejects, &labels, since).await;
+        }
     }
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
@@ -142,22 +160,54 @@ async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let patience = alert("DBConnectionPoolExhausted").paper_bound(d.time_scale) * 3;
     let held = load.hold(MONGO_POOL_SIZE, patience);
     let since = Instant::now();
-    let labels = [("db_type", "mongodb")];
-    let fired = async {
-        for name in names {
-            let labels: &[(&str, &str)] = if name.starts_with("DB") { &labels } else { &[] };
-            s.alert_fires(mon, alert(name), labels, since).await;
+    // The detailed health check sets the MongoDB gauge, and fails against the frozen server:
+    // keep asking it, one call per tick, until every alert has been judged.
+    let judged = std::sync::atomic::AtomicBool::new(false);
+    let health = async {
+        let mut pace = Pace::new(TICK);
+        while !judged.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = hub.detailed().await;
+            pace.next().await;
         }
     };
-    // The health check is what sets the MongoDB gauge and what fails against the frozen server.
-    let health = holds_for("health checks sent", TICK, patience, async || {
-        let _ = hub.detailed().await;
-        Ok(String::new())
-    });
-    tokio::select! {
-        _ = fired => {}
-        _ = health => {}
-    }
+    let alerts = async {
+        // Their series appear at their first event: after a failed ping, and once the pool is used.
+        let first_ping = s
+            .status_reaches(hub, Overall::Unhealthy, s.budget_of("4.1-mongo").deadline())
+            .await;
+        let errors_seen = match first_ping {
+            Ok(_) => {
+                let seen = "MongoDB pings failing";
+                s.written_after(hub, "dive_v3_db_connection_errors_total", A_DB_ERROR, seen)
+                    .await
+            }
+            Err(last) => {
+                let seen = last.map_or("no answer".to_string(), |d| d.summary());
+                s.finding(Finding::fail(format!(
+                    "with MongoDB frozen the status is {seen}, not unhealthy: no failed database call to count"
+                )));
+                false
+            }
+        };
+        let held_seen = format!("{MONGO_POOL_SIZE} requests holding pool connections");
+        let pool_seen = s
+            .written_after(hub, "dive_v3_db_connections_active", A_DB_CALL, &held_seen)
+            .await;
+        let labels = [("db_type", "mongodb")];
+        for name in names {
+            let writes = match name {
+                "DBConnectionErrors" => errors_seen,
+                "MongoDBHealthDegraded" => true,
+                _ => pool_seen,
+            };
+            let labels: &[(&str, &str)] = if name.starts_with("DB") { &labels } else { &[] };
+            if writes {
+                s.alert_fires(mon, alert(name), labels, since).await;
+            }
+        }
+        judged.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(health, alerts);
     drop(held);
     s.restore(mongodb).await?;
     s.postcheck(hub, &hub.traffic().await?.pump(TICK)).await;
@@ -428,14 +478,25 @@ async fn self_check_resolve_scenario_names_d3_and_d8_on_dive_head() {
 }
 
 #[tokio::test]
-async fn self_check_breaker_alerts_name_d2_and_d3_on_dive_v15a() {
+async fn self_check_breaker_alerts_name_d3_and_d8_on_dive_v15a() {
     run_on(
         Deployment::reference_monitored(Profile::DiveV15a).await,
         "4.3-ten",
         breaker_alerts,
     )
     .await
-    .must_fail_naming(&[Defect::D2, Defect::D3]);
+    .must_fail_naming(&[Defect::D3, Defect::D8]);
+}
+
+#[tokio::test]
+async fn self_check_breaker_alerts_name_d2_once_rejects_happened() {
+    run_on(
+        Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await,
+        "4.3-ten",
+        breaker_alerts,
+    )
+    .await
+    .must_fail_naming(&[Defect::D2]);
 }
 
 #[tokio::test]
@@ -450,14 +511,25 @@ async fn self_check_half_open_alert_names_d3_on_dive_head() {
 }
 
 #[tokio::test]
-async fn self_check_pool_scenario_names_d2_d3_and_d8_on_dive_head() {
+async fn self_check_pool_scenario_names_d3_and_d8_on_dive_head() {
     run_on(
         Deployment::reference_monitored(Profile::DiveHead).await,
         "4.3-pool",
         pool_alerts,
     )
     .await
-    .must_fail_naming(&[Defect::D2, Defect::D3, Defect::D8]);
+    .must_fail_naming(&[Defect::D3, Defect::D8]);
+}
+
+#[tokio::test]
+async fn self_check_pool_scenario_names_d2_once_the_pool_was_used() {
+    run_on(
+        Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await,
+        "4.3-pool",
+        pool_alerts,
+    )
+    .await
+    .must_fail_naming(&[Defect::D2]);
 }
 
 #[tokio::test]

@@ -158,3 +158,11 @@ async fn self_check_redis_scenario_names_authorization_failing_with_the_cache() 
         .await
         .must_fail_naming(&[Defect::R1]);
 }
+
+// ------------------------------------------------------------------ the live code, on a live-shaped DIVE
+
+#[tokio::test]
+async fn live_shaped_head_opa_breaker_opens_past_the_decision_cache() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.1-opa", opa_stopped).await.must_pass();
+}

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode, Url};
 
 use crate::deployment::rehearsal::Rehearsal;
 use crate::fault::ledger::Ledger;
-use crate::fault::{Control, FaultGuard, Lockout};
+use crate::fault::{Control, FaultError, FaultGuard, Lockout};
 use crate::infra::config::Secret;
 use crate::infra::http::{Http, HttpError, join};
 use crate::infra::poll::Pace;
@@ -19,7 +19,7 @@ use crate::vocab::api::{
     BlacklistCheck, Blacklisted, FederationHealth, MAX_PAGE_SIZE, ResourceList, ResourceSummary, TokenAnswer,
 };
 use crate::vocab::fault::{FaultKind, FaultSpec, Service};
-use crate::vocab::finding::Finding;
+use crate::vocab::finding::{Defect, Finding};
 use crate::vocab::health::Detailed;
 
 /// Health calls wait this long: with MongoDB stopped, v15a's detailed check takes 60-120 s.
@@ -186,6 +186,16 @@ impl Instance {
         Ok(answer.body.is_blacklisted)
     }
 
+    /// `GET /metrics`: the backend's own Prometheus text, as a scrape would read it.
+    pub async fn metrics(&self) -> Result<String, String> {
+        let url = join(&self.backend, "/metrics");
+        let request = self.http.request(Method::GET, &url).timeout(Duration::from_secs(10));
+        match self.http.text(request).await.map_err(|e| e.to_string())? {
+            (status, _, body) if status.is_success() => Ok(body),
+            (status, _, body) => Err(format!("{url} answered {status}: {body}")),
+        }
+    }
+
     /// `GET /api/federation/health` (the hub's view of its spokes).
     pub async fn federation_health(&self) -> Result<FederationHealth, String> {
         let url = join(&self.backend, "/api/federation/health");
@@ -218,7 +228,13 @@ impl Instance {
         }
         FaultGuard::apply(self.control.clone(), spec, &self.ledger)
             .await
-            .map_err(|e| Finding::fail(format!("could not apply the fault: {e}")))
+            .map_err(|e| match e {
+                // The CLI's own evidence: it exited 0 and the fault was not seen (D10).
+                FaultError::CliNoEffect(text) => {
+                    Finding::fail(format!("could not apply the fault: {text}")).defect(Defect::D10)
+                }
+                FaultError::Failed(text) => Finding::fail(format!("could not apply the fault: {text}")),
+            })
     }
 }
 

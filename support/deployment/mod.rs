@@ -57,6 +57,8 @@ pub struct Deployment {
     pub(crate) ca_pem: Option<String>,
     /// `./dive`, when the user allowed a clean-slate deploy through it (`DIVE_LIVE_DEPLOY=1`).
     pub(crate) cli: Option<Dive>,
+    /// A live DIVE (not the reference, nor a rehearsal on one).
+    pub(crate) live: bool,
     /// Whatever must live as long as the deployment: the reference's processes, the live lock.
     pub(crate) _keep: Box<dyn Any + Send + Sync>,
 }
@@ -108,9 +110,20 @@ impl Deployment {
             })
     }
 
+    /// Whether this is a live DIVE: reference-only defects are never named on one.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
     /// The reference deployment's CA certificate (PEM), to point other clients at it.
     pub fn reference_ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// Keeps `more` alive as long as the deployment (what a deployment stands on).
+    pub fn keep_also(&mut self, more: Box<dyn Any + Send + Sync>) {
+        let before = std::mem::replace(&mut self._keep, Box::new(()));
+        self._keep = Box::new((before, more));
     }
 
     /// Prometheus and AlertManager of this deployment; a reference deployment has them only when

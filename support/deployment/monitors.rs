@@ -201,11 +201,8 @@ impl Monitors {
                     continue;
                 }
                 breaks.push(match a.producer {
-                    Producer::BackendD2 => Finding::fail(format!(
-                        "{} depends on {input}, which has no samples: the backend never writes it",
-                        a.name
-                    ))
-                    .defect(Defect::D2),
+                    // Its series appears at its first event: absent now proves nothing yet.
+                    Producer::BackendOnEvent(_) => continue,
                     Producer::Exporter => Finding::fail(format!(
                         "{} depends on {input}, which has no samples: no exporter produces it",
                         a.name
@@ -276,8 +273,8 @@ impl Monitors {
         }
     }
 
-    /// Why an alert did not fire, when the pipeline says: the rule is not loaded (D3) or its
-    /// input has no samples (D2).
+    /// Why an alert did not fire, when the pipeline says: the rule is not loaded (D3). (An input
+    /// written only at its event is judged where the event is driven: `Scenario::written_after`.)
     pub async fn why_silent(&self, spec: &AlertSpec) -> Option<Finding> {
         let rules = self.prometheus.alert_rules().await.ok()?;
         if !rules.iter().any(|r| r.name == spec.name) {
@@ -289,13 +286,6 @@ impl Monitors {
                 ))
                 .defect(Defect::D3),
             );
-        }
-        for input in spec.inputs {
-            if spec.producer == Producer::BackendD2 && !self.has_samples(input).await {
-                return Some(
-                    Finding::fail(format!("{} cannot fire: {input} has no samples", spec.name)).defect(Defect::D2),
-                );
-            }
         }
         None
     }

@@ -22,10 +22,28 @@ use ledger::{Change, Ledger};
 /// A boxed future, so that [`Control`] can be used as a trait object.
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why a fault could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultError {
+    /// The command failed, the ledger could not record the fault, or the fault never took effect.
+    Failed(String),
+    /// DIVE's CLI exited 0 and did nothing (contract section 9).
+    CliNoEffect(String),
+}
+
+impl std::fmt::Display for FaultError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultError::Failed(text) | FaultError::CliNoEffect(text) => f.write_str(text),
+        }
+    }
+}
+
 /// What a target does for the fault layer.
 pub trait Control: Send + Sync {
-    /// Applies the fault; `Ok` once the command that applies it returned.
-    fn apply<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>>;
+    /// Applies the fault; `Ok` once the command that applies it returned (and, for a command of
+    /// DIVE's CLI, once its effect was seen).
+    fn apply<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), FaultError>>;
     /// Undoes the fault; `Ok` once the command that undoes it returned.
     fn restore<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>>;
     /// Whether the faulted service answers its own probe; `Err` says what was seen instead.
@@ -67,10 +85,10 @@ pub struct Restored {
 
 impl FaultGuard {
     /// Records, applies and verifies a fault: the service must stop answering its probe.
-    pub async fn apply(control: Arc<dyn Control>, spec: FaultSpec, ledger: &Ledger) -> Result<FaultGuard, String> {
+    pub async fn apply(control: Arc<dyn Control>, spec: FaultSpec, ledger: &Ledger) -> Result<FaultGuard, FaultError> {
         let change = Change::Fault(spec.clone());
         let undo = control.undo_commands(&change);
-        let ledger_entry = Some(ledger.record(change, undo)?);
+        let ledger_entry = Some(ledger.record(change, undo).map_err(FaultError::Failed)?);
         let mut guard = FaultGuard {
             spec,
             control,
@@ -89,7 +107,7 @@ impl FaultGuard {
             }
         })
         .await
-        .map_err(|t| format!("the fault never took effect: {t}"))?;
+        .map_err(|t| FaultError::Failed(format!("the fault never took effect: {t}")))?;
         guard.effect_after = guard.commanded_at.elapsed();
         eprintln!(
             "fault applied: {spec} (no answer {} after the command returned: {})",

@@ -69,18 +69,35 @@ impl Dive {
 
     /// Runs the command, then `verify` must confirm its effect: an exit 0 alone is not trusted,
     /// because unknown subcommands print help and exit 0.
-    pub async fn run_verified<F, Fut>(self, effect: &str, verify: F) -> Result<Output, String>
+    pub async fn run_verified<F, Fut>(self, effect: &str, verify: F) -> Result<Output, CliError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(), String>>,
     {
-        let out = self.exec().must_succeed().await?;
+        let out = self.exec().must_succeed().await.map_err(CliError::Failed)?;
         match verify().await {
             Ok(()) => Ok(out),
-            Err(seen) => Err(format!(
-                "`{}` exited 0 but had no effect ({effect} not observed: {seen}); the CLI may not support this command (contract section 9, D10)\n{out}",
+            Err(seen) => Err(CliError::NoEffect(format!(
+                "`{}` exited 0 but had no effect ({effect} not observed: {seen}); the CLI may not support this command (contract section 9)\n{out}",
                 out.argv
-            )),
+            ))),
+        }
+    }
+}
+
+/// Why a `./dive` command did not do its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// It did not start, ran out of time or exited non-zero (the text has the whole output).
+    Failed(String),
+    /// It exited 0 and did nothing: DIVE's CLI prints help and exits 0 for what it does not know.
+    NoEffect(String),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Failed(text) | CliError::NoEffect(text) => f.write_str(text),
         }
     }
 }
@@ -136,8 +153,11 @@ mod tests {
             })
             .await
             .expect_err("unknown subcommands print help and exit 0");
+        let CliError::NoEffect(err) = err else {
+            panic!("an exit 0 without effect is its own error: {err}")
+        };
         assert!(err.contains("exited 0 but had no effect"), "{err}");
-        assert!(err.contains("dive-hub-opa is running") && err.contains("D10"), "{err}");
+        assert!(err.contains("dive-hub-opa is running"), "{err}");
         assert!(err.contains("Usage: ./dive"), "the help text is shown: {err}");
     }
 

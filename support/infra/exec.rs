@@ -195,7 +195,8 @@ impl Exec {
     }
 }
 
-fn shell_quote(s: &str) -> String {
+/// `s` as one shell word: bare when that is safe, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) {
         s.to_string()
     } else {

@@ -8,9 +8,19 @@ use crate::infra::config::Profile;
 use crate::reference::breaker::Quirk;
 use crate::vocab::finding::Defect;
 
+/// The two commits of DIVE the suite knows, where their interfaces differ (contract sections 2,
+/// 5, 7, 9): health base, OPA path, listing, decision cache, revocation store, monitoring scheme,
+/// CLI grammar, seeding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    V15a,
+    Head,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Behaviour {
     pub profile: Profile,
+    pub generation: Generation,
     /// Mount point of the health API (D9: `/api/health` at HEAD).
     pub health_base: &'static str,
     /// OPA decision query path.
@@ -52,6 +62,8 @@ pub struct Behaviour {
     pub cb_inhibition: bool,
     /// Prometheus also scrapes spoke jobs on stale ports, where nothing answers (D8).
     pub stale_spoke_targets: bool,
+    /// Prometheus and AlertManager serve HTTPS (HEAD's `web-config.yml`).
+    pub https_monitoring: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,8 +103,14 @@ impl Behaviour {
             kas: ms(200),
         };
         let shipped = profile != Profile::Intended;
+        let generation = if profile == Profile::DiveHead {
+            Generation::Head
+        } else {
+            Generation::V15a
+        };
         Behaviour {
             profile,
+            generation,
             health_base: if profile == Profile::DiveHead {
                 "/api/health"
             } else {
@@ -126,12 +144,38 @@ impl Behaviour {
             rules_loaded: !shipped,
             cb_inhibition: !shipped,
             stale_spoke_targets: shipped,
+            https_monitoring: false,
         }
     }
 
-    /// Adds a reference-only defect.
+    /// The same DIVE with the interfaces of `generation` (for the reference posing as a live DIVE
+    /// of that commit): its health base, OPA path, listing, decision cache, health timings, and at
+    /// HEAD its HTTPS monitoring.
+    pub fn shaped_as(mut self, generation: Generation, time_scale: f64) -> Behaviour {
+        let head = generation == Generation::Head;
+        let reference = Behaviour::of(if head { Profile::DiveHead } else { Profile::DiveV15a }, time_scale);
+        self.generation = generation;
+        self.health_base = reference.health_base;
+        self.opa_decision_path = reference.opa_decision_path;
+        self.listing = reference.listing;
+        self.decision_cache = head;
+        self.mongo_ping_patience = reference.mongo_ping_patience;
+        self.up_within = reference.up_within;
+        self.https_monitoring = head;
+        self
+    }
+
+    /// Adds a defect: a reference-only one, or one of DIVE's on its own (so a self-check can show
+    /// that defect's evidence without the others of its profile in the way).
     pub fn with(mut self, defect: Defect) -> Behaviour {
         match defect {
+            Defect::D1 => self.breakers_wired = false,
+            Defect::D2 => self.resilience_metrics_written = false,
+            Defect::D3 => self.rules_loaded = false,
+            Defect::D4 => self.cb_inhibition = false,
+            Defect::D5 => self.revocation_enforced = false,
+            Defect::D6 => self.keycloak_down_degrades = false,
+            Defect::D8 => self.stale_spoke_targets = true,
             Defect::R1 => self.cache_outage_fails_authorization = true,
             Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
             Defect::R8 => self.breaker_quirk = Quirk::ClosesOnTimer,
@@ -140,7 +184,7 @@ impl Behaviour {
             Defect::R5 => self.heartbeats_ignored = true,
             Defect::R6 => self.jwks_uncached = true,
             Defect::R7 => self.hub_issuer_untrusted_on = Some(UNTRUSTING_SPOKE),
-            other => panic!("{other} is a defect of DIVE itself: pick the profile that ships it"),
+            other => panic!("{other} is a trait of a DIVE generation: pick the profile that ships it"),
         }
         self
     }

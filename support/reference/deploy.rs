@@ -8,7 +8,7 @@ use crate::deployment::instance::{Credentials, Instance};
 use crate::deployment::monitors::Monitors;
 use crate::deployment::{Deployment, Shape, sweep_ledger};
 use crate::fault::ledger::{Change, Ledger};
-use crate::fault::{Control, Fut};
+use crate::fault::{Control, FaultError, Fut};
 use crate::infra::config::{Runtime, Secret, must_config};
 use crate::infra::http::Http;
 use crate::infra::poll::eventually;
@@ -20,8 +20,8 @@ use crate::vocab::health::Overall;
 use crate::vocab::units::secs;
 
 impl Control for Reference {
-    fn apply<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
-        Box::pin(Reference::apply(self, fault))
+    fn apply<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), FaultError>> {
+        Box::pin(async move { Reference::apply(self, fault).await.map_err(FaultError::Failed) })
     }
 
     fn restore<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
@@ -126,6 +126,7 @@ pub async fn deployment(behaviour: Behaviour, runtime: Runtime, shape: Shape) ->
         monitors,
         ca_pem: Some(ca_pem),
         cli: None,
+        live: false,
         _keep: Box::new(reference),
     };
     for inst in deployment.instances() {

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod behaviour;
 pub mod breaker;
 pub mod deploy;
+pub mod live_shaped;
 pub mod monitoring;
 pub mod pki;
 pub mod ports;
@@ -43,6 +44,8 @@ pub struct RefInstance {
     pub kas: Arc<ControlledServer>,
     pub cache: Arc<Redis>,
     pub realm: Arc<KeycloakRealm>,
+    /// What its MongoDB holds.
+    pub resources: standins::Collection,
     /// Only under reference defect R4: this instance's own blacklist store.
     pub own_blacklist: Option<Arc<Redis>>,
 }
@@ -73,6 +76,8 @@ pub struct Reference {
     runtime: Option<tokio::runtime::Runtime>,
     dir: PathBuf,
     pub ca_pem: String,
+    /// The leaf every HTTPS server of the deployment presents.
+    serve_tls: monitoring::ServeTls,
     pub behaviour: Behaviour,
     pub time_scale: f64,
     pub instances: Vec<RefInstance>,
@@ -123,6 +128,10 @@ impl Reference {
             runtime: Some(runtime),
             dir,
             ca_pem: pki.ca_pem,
+            serve_tls: monitoring::ServeTls {
+                cert_pem: pki.leaf_cert_pem,
+                key_pem: pki.leaf_key_pem,
+            },
             behaviour,
             time_scale,
             instances: Vec::new(),
@@ -144,7 +153,7 @@ impl Reference {
         Ok(reference)
     }
 
-    fn handle(&self) -> Result<tokio::runtime::Handle, String> {
+    pub(crate) fn handle(&self) -> Result<tokio::runtime::Handle, String> {
         self.runtime
             .as_ref()
             .map(|r| r.handle().clone())
@@ -180,7 +189,8 @@ impl Reference {
         let keycloak = serve("keycloak", true, Arc::new(move || standins::keycloak(kc_realm.clone())))?;
         let issuer = format!("https://127.0.0.1:{}/realms/{}", keycloak.addr().port(), realm.realm);
         let _ = realm.issuer.set(issuer.clone());
-        let docs = standins::seed_resources(code);
+        let resources: standins::Collection = Arc::new(std::sync::RwLock::new(standins::seed_resources(code)));
+        let docs = resources.clone();
         let mongodb = serve("mongodb", false, Arc::new(move || standins::mongodb(docs.clone())))?;
         let kas = serve("kas", false, Arc::new(standins::kas))?;
         let cache_name = format!("cache-{}", code.to_lowercase());
@@ -236,6 +246,7 @@ impl Reference {
             kas,
             cache,
             realm,
+            resources,
             own_blacklist,
         });
         Ok(())
@@ -365,6 +376,7 @@ impl Reference {
                 &self.behaviour,
                 self.time_scale,
                 &self.ca_pem,
+                self.behaviour.https_monitoring.then_some(&self.serve_tls),
                 &targets,
                 &dir,
                 &self.spawner,

@@ -111,6 +111,12 @@ pub fn prometheus_config(
     stale: &[ScrapeTarget],
     alertmanager: &str,
 ) -> String {
+    // HEAD's AlertManager speaks HTTPS only: Prometheus reaches it with the deployment's CA.
+    let am_scheme = if behaviour.https_monitoring {
+        "      scheme: https\n      tls_config:\n        ca_file: ca.pem\n"
+    } else {
+        ""
+    };
     let interval = go_duration(SCRAPE_INTERVAL.mul_f64(time_scale));
     let timeout = go_duration(SCRAPE_INTERVAL.mul_f64(time_scale).mul_f64(0.8));
     let rules = if behaviour.rules_loaded {
@@ -121,7 +127,7 @@ pub fn prometheus_config(
     let mut out = format!(
         "global:\n  scrape_interval: {interval}\n  scrape_timeout: {timeout}\n  evaluation_interval: {interval}\n\
          rule_files:\n  - \"{rules}\"\n\
-         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\n{am_scheme}\
          scrape_configs:\n"
     );
     for t in targets.iter().chain(stale) {
@@ -137,8 +143,16 @@ pub fn prometheus_config(
 /// Job names DIVE gives its spoke targets, with the stale host ports of contract section 5.
 pub const STALE_SPOKE_JOBS: &[(&str, &str)] = &[("fra", "4001"), ("deu", "4003"), ("gbr", "4002"), ("est", "4008")];
 
+/// The certificate and key Prometheus and AlertManager serve HTTPS with, as DIVE's HEAD does.
+pub struct ServeTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 /// What [`ReferenceMonitoring::configure`] wrote: where, and the ports to listen on.
 pub struct Generated {
+    /// `--web.config.file` of Prometheus and of AlertManager, when they serve HTTPS.
+    web_configs: Option<(PathBuf, PathBuf)>,
     prom_dir: PathBuf,
     am_dir: PathBuf,
     prom_port: Lease,
@@ -154,6 +168,7 @@ impl ReferenceMonitoring {
         behaviour: &Behaviour,
         time_scale: f64,
         ca_pem: &str,
+        serve_tls: Option<&ServeTls>,
         targets: &[ScrapeTarget],
         dir: &Path,
         spawner: &Arc<Spawner>,
@@ -165,7 +180,7 @@ impl ReferenceMonitoring {
             );
         }
         alertmanager_program()?;
-        let g = Self::configure(behaviour, time_scale, ca_pem, targets, dir)?;
+        let g = Self::configure(behaviour, time_scale, ca_pem, serve_tls, targets, dir)?;
         Self::launch(g, time_scale, spawner)
     }
 
@@ -178,7 +193,7 @@ impl ReferenceMonitoring {
         targets: &[ScrapeTarget],
         dir: &Path,
     ) -> Result<ReferenceMonitoring, String> {
-        let g = Self::configure(behaviour, time_scale, ca_pem, targets, dir)?;
+        let g = Self::configure(behaviour, time_scale, ca_pem, None, targets, dir)?;
         let resend = go_duration(Duration::from_secs(60).mul_f64(time_scale));
         let container = |image: &str, tag: &str, dir: &Path, mount: &str, ready: &str, cmd: Vec<String>| {
             GenericImage::new(image, tag)
@@ -220,8 +235,8 @@ impl ReferenceMonitoring {
         .await
         .map_err(|e| format!("prometheus container: {e}"))?;
         Ok(ReferenceMonitoring {
-            prometheus: loopback(g.prom_port.port())?,
-            alertmanager: loopback(g.am_port.port())?,
+            prometheus: loopback(g.prom_port.port(), false)?,
+            alertmanager: loopback(g.am_port.port(), false)?,
             rule_files: g.rule_files,
             _processes: Vec::new(),
             _ports: vec![g.prom_port, g.am_port],
@@ -235,6 +250,7 @@ impl ReferenceMonitoring {
         behaviour: &Behaviour,
         time_scale: f64,
         ca_pem: &str,
+        serve_tls: Option<&ServeTls>,
         targets: &[ScrapeTarget],
         dir: &Path,
     ) -> Result<Generated, String> {
@@ -262,6 +278,23 @@ impl ReferenceMonitoring {
             rule_files.push(path);
         }
         write(&prom_dir.join("ca.pem"), ca_pem)?;
+        let mut web_configs = None;
+        if let Some(tls) = serve_tls {
+            let mut paths = Vec::new();
+            for home in [&prom_dir, &am_dir] {
+                let (cert, key, web) = (home.join("tls.crt"), home.join("tls.key"), home.join("web.yml"));
+                write(&cert, &tls.cert_pem)?;
+                write(&key, &tls.key_pem)?;
+                let text = format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                    cert.display(),
+                    key.display()
+                );
+                write(&web, &text)?;
+                paths.push(web);
+            }
+            web_configs = Some((paths[0].clone(), paths[1].clone()));
+        }
         write(
             &am_dir.join("alertmanager.yml"),
             &alertmanager_config(behaviour, time_scale)?,
@@ -290,6 +323,7 @@ impl ReferenceMonitoring {
             &prometheus_config(behaviour, time_scale, targets, &stale, &am_addr),
         )?;
         Ok(Generated {
+            web_configs,
             prom_dir,
             am_dir,
             prom_port,
@@ -306,14 +340,14 @@ impl ReferenceMonitoring {
                 .map(Stdio::from)
                 .map_err(|e| format!("{name}: {e}"))
         };
-        let am_args = vec![
+        let mut am_args = vec![
             format!("--config.file={}", g.am_dir.join("alertmanager.yml").display()),
             format!("--storage.path={}", g.am_dir.join("data").display()),
             format!("--web.listen-address=127.0.0.1:{}", g.am_port.port()),
             // No gossip port: each deployment's AlertManager stands alone.
             "--cluster.listen-address=".to_string(),
         ];
-        let prom_args = vec![
+        let mut prom_args = vec![
             format!("--config.file={}", g.prom_dir.join("prometheus.yml").display()),
             format!("--storage.tsdb.path={}", g.prom_dir.join("data").display()),
             format!("--web.listen-address=127.0.0.1:{}", g.prom_port.port()),
@@ -323,11 +357,16 @@ impl ReferenceMonitoring {
                 go_duration(Duration::from_secs(60).mul_f64(time_scale))
             ),
         ];
+        if let Some((prom_web, am_web)) = &g.web_configs {
+            prom_args.push(format!("--web.config.file={}", prom_web.display()));
+            am_args.push(format!("--web.config.file={}", am_web.display()));
+        }
+        let https = g.web_configs.is_some();
         let am = spawner.spawn(alertmanager_program()?, &am_args, log("alertmanager.log")?)?;
         let prom = spawner.spawn("prometheus", &prom_args, log("prometheus.log")?)?;
         Ok(ReferenceMonitoring {
-            prometheus: loopback(g.prom_port.port())?,
-            alertmanager: loopback(g.am_port.port())?,
+            prometheus: loopback(g.prom_port.port(), https)?,
+            alertmanager: loopback(g.am_port.port(), https)?,
             rule_files: g.rule_files,
             _processes: vec![am, prom],
             _ports: vec![g.prom_port, g.am_port],
@@ -347,8 +386,9 @@ fn alertmanager_program() -> Result<&'static str, String> {
         })
 }
 
-fn loopback(port: u16) -> Result<Url, String> {
-    Url::parse(&format!("http://127.0.0.1:{port}")).map_err(|e| e.to_string())
+fn loopback(port: u16, https: bool) -> Result<Url, String> {
+    let scheme = if https { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://127.0.0.1:{port}")).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -256,7 +256,11 @@ pub struct StoredResource {
     pub encrypted: bool,
 }
 
-pub fn seed_resources(code: &str) -> Arc<HashMap<String, StoredResource>> {
+/// The resources of one instance's MongoDB: replaced wholesale when a deploy seeds (or does not).
+pub type Collection = Arc<std::sync::RwLock<HashMap<String, StoredResource>>>;
+
+/// The resources DIVE's seeding gives instance `code`.
+pub fn seed_resources(code: &str) -> HashMap<String, StoredResource> {
     let docs = (1..=SEEDED_RESOURCES).map(|n| {
         let id = format!("doc-{}-ref-{n:05}", code.to_uppercase());
         let doc = StoredResource {
@@ -266,31 +270,29 @@ pub fn seed_resources(code: &str) -> Arc<HashMap<String, StoredResource>> {
         };
         (id, doc)
     });
-    Arc::new(docs.collect())
+    docs.collect()
 }
 
 /// MongoDB, reduced to the three operations the backend performs: ping, list and find by id.
-pub fn mongodb(resources: Arc<HashMap<String, StoredResource>>) -> Router {
+pub fn mongodb(resources: Collection) -> Router {
     Router::new()
         .route("/ping", get(|| async { Json(json!({ "ok": 1 })) }))
         .route(
             "/resources",
-            get(|State(docs): State<Arc<HashMap<String, StoredResource>>>| async move {
-                let mut list: Vec<_> = docs.values().cloned().collect();
-                list.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+            get(|State(docs): State<Collection>| async move {
+                let mut list: Vec<_> = docs.read().map(|d| d.values().cloned().collect()).unwrap_or_default();
+                list.sort_by(|a: &StoredResource, b| a.resource_id.cmp(&b.resource_id));
                 Json(list)
             }),
         )
         .route(
             "/resources/{id}",
-            get(
-                |State(docs): State<Arc<HashMap<String, StoredResource>>>, Path(id): Path<String>| async move {
-                    match docs.get(&id) {
-                        Some(doc) => Json(doc.clone()).into_response(),
-                        None => StatusCode::NOT_FOUND.into_response(),
-                    }
-                },
-            ),
+            get(|State(docs): State<Collection>, Path(id): Path<String>| async move {
+                match docs.read().ok().and_then(|d| d.get(&id).cloned()) {
+                    Some(doc) => Json(doc).into_response(),
+                    None => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
         )
         .with_state(resources)
 }

@@ -12,9 +12,9 @@ use crate::infra::poll::eventually;
 use crate::infra::prometheus::RuleState;
 use crate::scenario::stages::Stages;
 use crate::scenario::{Scenario, TICK};
-use crate::vocab::alerts::{AlertSpec, PIPELINE_ON_PAPER, alert};
+use crate::vocab::alerts::{AlertSpec, PIPELINE_ON_PAPER, alert, has_samples};
 use crate::vocab::coalition::instance_label;
-use crate::vocab::finding::Finding;
+use crate::vocab::finding::{Defect, Finding};
 use crate::vocab::journal::AlertState;
 use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
@@ -42,6 +42,32 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// After `event` was driven on `inst` (`seen` is its evidence, such as a rejectCount), the
+    /// backend's `/metrics` must carry a sample of `metric`: prom-client creates the series at its
+    /// first event, so only now does its absence show that the backend never writes it (D2).
+    pub async fn written_after(&mut self, inst: &Instance, metric: &str, event: &str, seen: &str) -> bool {
+        match inst.metrics().await {
+            Ok(text) if has_samples(&text, metric) => {
+                self.event(format!("{} writes {metric} after {event} ({seen})", inst.code));
+                true
+            }
+            Ok(_) => {
+                self.finding(
+                    Finding::fail(format!(
+                        "after {event} ({seen}), {}'s /metrics has no sample of {metric}: the backend never writes it",
+                        inst.code
+                    ))
+                    .defect(Defect::D2),
+                );
+                false
+            }
+            Err(e) => {
+                self.finding(Finding::fail(format!("{} /metrics: {e}", inst.code)));
+                false
+            }
+        }
+    }
+
     /// Checks the alert pipeline that `needed` alerts depend on, before any fault: each break is
     /// recorded as a finding, and any break ends the scenario before a fault is injected.
     pub async fn pipeline_preflight(

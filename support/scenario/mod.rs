@@ -36,6 +36,8 @@ pub use crate::vocab::slo::TICK;
 pub struct Scenario {
     pub requirement: &'static Requirement,
     pub time_scale: f64,
+    /// A live DIVE: reference-only defects (R*) are never named on it.
+    live: bool,
     journal: Journal,
     findings: Vec<Finding>,
     /// Behind a lock because the polls observe through `&self` while they borrow the scenario.
@@ -47,6 +49,7 @@ impl Scenario {
         Scenario {
             requirement,
             time_scale: deployment.time_scale,
+            live: deployment.is_live(),
             journal: Journal::new(requirement.id, requirement.text, &deployment.target),
             findings: Vec::new(),
             observer: Mutex::new(Observer::default()),
@@ -175,14 +178,20 @@ impl Scenario {
         &self.findings
     }
 
-    /// Records a finding and carries on (several can be true at once).
-    pub fn finding(&mut self, finding: Finding) {
+    /// Records a finding and carries on (several can be true at once). On a live DIVE a
+    /// reference-only defect is never named: the finding stands, without the tag.
+    pub fn finding(&mut self, mut finding: Finding) {
+        if self.live && finding.defect.is_some_and(|d| d.reference_only()) {
+            finding.defect = None;
+        }
         self.report(finding.to_string());
         self.findings.push(finding);
     }
 
-    /// Steady state before any fault: healthy, every breaker CLOSED. Otherwise a precondition
-    /// failure, and nothing is injected.
+    /// Steady state before any fault: healthy, every breaker CLOSED. A breaker an earlier
+    /// scenario left OPEN or HALF_OPEN is first driven closed by traffic (DIVE's breakers move only
+    /// inside calls), saying so. Anything else out of steady state is a precondition failure, and
+    /// nothing is injected.
     pub async fn preflight(&mut self, inst: &Instance) -> Result<(), Finding> {
         if inst.health_base == "/api/health" {
             self.finding(
@@ -193,10 +202,37 @@ impl Scenario {
                 .defect(Defect::D9),
             );
         }
-        let d = self
+        let mut d = self
             .detailed(inst)
             .await
             .map_err(|e| Finding::precondition(format!("{} health API: {e}", inst.code)))?;
+        if d.status == Overall::Healthy && !all_closed(&d) {
+            self.report(format!(
+                "preflight: {} is healthy but {}: driving traffic until every breaker is CLOSED before judging",
+                inst.code,
+                d.summary()
+            ));
+            let started = Instant::now();
+            let traffic = inst.traffic().await?.pump(TICK);
+            let settled = self.steady(inst, self.budget_of("steady state").limit).await;
+            let tally = traffic.tally_since(started);
+            drop(traffic);
+            if let Err(t) = settled {
+                return Err(Finding::precondition(format!(
+                    "{} did not settle before the fault: {t} (traffic: {tally})",
+                    inst.code
+                )));
+            }
+            self.report(format!(
+                "preflight: every breaker of {} CLOSED after {} of traffic ({tally})",
+                inst.code,
+                secs(started.elapsed())
+            ));
+            d = self
+                .detailed(inst)
+                .await
+                .map_err(|e| Finding::precondition(format!("{} health API: {e}", inst.code)))?;
+        }
         let breakers = d
             .circuit_breakers
             .ok_or_else(|| Finding::precondition(format!("{} not in steady state: {}", inst.code, d.summary())))?;
@@ -284,6 +320,12 @@ impl Scenario {
             findings: self.findings,
         }
     }
+}
+
+/// Every breaker of a detailed health answer is CLOSED (the error fallback has none: not closed).
+fn all_closed(d: &Detailed) -> bool {
+    d.circuit_breakers
+        .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed))
 }
 
 /// The outcome of one scenario.

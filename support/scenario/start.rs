@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
-use crate::deployment::live::control::LiveControl;
+use crate::deployment::live::control::{LiveControl, Store};
 use crate::deployment::rehearsal::Rehearsal;
 use crate::deployment::{Deployment, Shape};
 use crate::infra::config::{Config, Profile, Runtime, Target, must_config};
 use crate::infra::dive::Dive;
 use crate::infra::os::docker_daemon_answers;
+use crate::infra::os::random_hex;
 use crate::reference;
 use crate::reference::behaviour::Behaviour;
+use crate::reference::live_shaped::{Form, LiveShaped};
 use crate::vocab::finding::{Defect, Finding};
 
 impl Deployment {
@@ -46,6 +48,11 @@ impl Deployment {
     /// A monitored reference hub of `profile`, whatever the configured target (for self-checks).
     pub async fn reference_monitored(profile: Profile) -> Result<Deployment, Finding> {
         reference_behaving(behaviour_with(profile, &[]), Shape::MONITORED).await
+    }
+
+    /// A monitored reference hub of `profile` with defects added (for self-checks).
+    pub async fn reference_monitored_with(profile: Profile, defects: &[Defect]) -> Result<Deployment, Finding> {
+        reference_behaving(behaviour_with(profile, defects), Shape::MONITORED).await
     }
 
     /// A reference hub of `profile` with reference-only defects added (for self-checks).
@@ -89,6 +96,10 @@ async fn rehearsal(config: &Config, shape: Shape) -> Result<Deployment, Finding>
             Some(LiveControl::new(
                 &live.container_runtime,
                 Dive::new(&live.root, &config.dive_leaky_vars),
+                Store {
+                    container: "<the revocation store the hub backend names>".to_string(),
+                    tls: false,
+                },
             )),
         ),
         Target::Reference(r) => (format!("the reference deployment ({})", r.profile.name()), None),
@@ -120,4 +131,34 @@ fn behaviour_with(profile: Profile, defects: &[Defect]) -> Behaviour {
         .fold(Behaviour::of(profile, must_config().reference_scale()), |b, d| {
             b.with(*d)
         })
+}
+
+impl Deployment {
+    /// The reference posing as a live DIVE of `form` (see [`LiveShaped`]), seen through the live
+    /// target's code exactly as an operator's DIVE would be: hub and spokes, monitored. `adjust`
+    /// changes the form first (a reference defect, a broken CLI command).
+    pub async fn live_shaped(form: &str, adjust: impl FnOnce(&mut Form)) -> Result<Deployment, Finding> {
+        let config = must_config();
+        let scale = config.reference_scale();
+        let mut form =
+            Form::named(form, scale).ok_or_else(|| Finding::precondition(format!("no live-shaped form {form}")))?;
+        adjust(&mut form);
+        let dir = config.state_dir.join("live-shaped").join(random_hex());
+        let spokes: Vec<&str> = config.spokes.iter().map(String::as_str).collect();
+        let shaped = LiveShaped::start(form, &spokes, scale, &dir)
+            .await
+            .map_err(Finding::precondition)?;
+        let vars = shaped.vars(&dir.join("state"));
+        let live_config = Config::from_vars(&vars).map_err(|e| Finding::precondition(e.to_string()))?;
+        let Target::Live(live) = &live_config.target else {
+            return Err(Finding::precondition("a live-shaped DIVE yields a live configuration"));
+        };
+        let mut deployment = Deployment::live(&live_config, live, true).await?;
+        deployment.target = format!(
+            "{} (the reference posing as live DIVE, {})",
+            deployment.target, shaped.form.name
+        );
+        deployment.keep_also(Box::new(shaped));
+        Ok(deployment)
+    }
 }

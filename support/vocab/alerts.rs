@@ -4,16 +4,25 @@
 
 use std::time::Duration;
 
-/// Who writes an alert's input series.
+/// Who writes an alert's input series, and when it first has a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Producer {
-    /// The backend, in every version.
+    /// The backend, from its start (the breaker gauges, the health gauges once health is asked).
     Backend,
-    /// The backend, but only where D2 is fixed.
-    BackendD2,
+    /// The backend, from the first time `event` happens: prom-client creates a labelled series at
+    /// its first increment or set, so no samples before it prove nothing (D2 shows only after the
+    /// event was driven).
+    BackendOnEvent(&'static str),
     /// An exporter DIVE does not run (and the reference does not have).
     Exporter,
 }
+
+/// The event that creates the rejects counter's series.
+pub const A_REJECT: &str = "a call rejected by an OPEN breaker";
+/// The event that creates the database error counter's series.
+pub const A_DB_ERROR: &str = "a failed database call";
+/// The event that creates the pool gauges' series.
+pub const A_DB_CALL: &str = "a database call through the pool";
 
 /// One of the ten alerts of contract section 5.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,7 +68,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         severity: "warning",
         for_plan: m(2),
         inputs: &["dive_v3_circuit_breaker_rejects_total"],
-        producer: Producer::BackendD2,
+        producer: Producer::BackendOnEvent(A_REJECT),
         unit_inputs: &[("dive_v3_circuit_breaker_rejects_total", "0+5")],
     },
     AlertSpec {
@@ -77,7 +86,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         severity: "critical",
         for_plan: m(5),
         inputs: &["dive_v3_db_connections_active", "dive_v3_db_connections_total"],
-        producer: Producer::BackendD2,
+        producer: Producer::BackendOnEvent(A_DB_CALL),
         unit_inputs: &[
             ("dive_v3_db_connections_active", "10"),
             ("dive_v3_db_connections_total", "10"),
@@ -89,7 +98,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         severity: "warning",
         for_plan: m(2),
         inputs: &["dive_v3_db_connection_errors_total"],
-        producer: Producer::BackendD2,
+        producer: Producer::BackendOnEvent(A_DB_ERROR),
         unit_inputs: &[("dive_v3_db_connection_errors_total", "0+2")],
     },
     AlertSpec {
@@ -98,7 +107,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         severity: "warning",
         for_plan: m(5),
         inputs: &["dive_v3_db_connections_idle", "dive_v3_db_connections_active"],
-        producer: Producer::BackendD2,
+        producer: Producer::BackendOnEvent(A_DB_CALL),
         unit_inputs: &[
             ("dive_v3_db_connections_idle", "0"),
             ("dive_v3_db_connections_active", "10"),
@@ -156,5 +165,31 @@ impl AlertSpec {
     /// When the alert should be visible in AlertManager at the latest, on paper, scaled.
     pub fn paper_bound(&self, time_scale: f64) -> Duration {
         (self.for_plan + PIPELINE_ON_PAPER).mul_f64(time_scale)
+    }
+}
+
+/// Whether Prometheus text exposition `text` has a sample of `metric` (not only its `# HELP` and
+/// `# TYPE` lines, which prom-client prints for a labelled series before its first event).
+pub fn has_samples(text: &str, metric: &str) -> bool {
+    text.lines().any(|line| {
+        line.strip_prefix(metric)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_and_type_lines_are_not_samples() {
+        let before = "# HELP dive_v3_circuit_breaker_rejects_total Calls rejected\n# TYPE dive_v3_circuit_breaker_rejects_total counter\n";
+        assert!(!has_samples(before, "dive_v3_circuit_breaker_rejects_total"));
+        let after = format!("{before}dive_v3_circuit_breaker_rejects_total{{service=\"opa\"}} 3\n");
+        assert!(has_samples(&after, "dive_v3_circuit_breaker_rejects_total"));
+        assert!(
+            !has_samples(&after, "dive_v3_circuit_breaker_rejects"),
+            "a prefix is another metric"
+        );
     }
 }

@@ -1,27 +1,54 @@
 //! The controls of a live DIVE: faults through the container runtime by DIVE's container names
-//! (the CLI cannot stop one service, contract section 9), whole spokes through `./dive`, every
-//! command echoed; the guard verifies each effect.
+//! (the CLI cannot stop one service, contract section 9), whole spokes through `./dive` with its
+//! effect verified, every command echoed. The revocation store is the one the hub backend uses:
+//! `dive-hub-redis-blacklist` at 15a319e6, `shared-token-store` (TLS only) at HEAD.
 
 use std::time::Duration;
 
 use crate::fault::ledger::{Change, UNDO_DEADLINE};
-use crate::fault::{Control, Fut};
-use crate::infra::dive::Dive;
-use crate::infra::exec::Exec;
+use crate::fault::{Control, FaultError, Fut};
+use crate::infra::dive::{CliError, Dive};
+use crate::infra::exec::{Exec, shell_quote};
+use crate::infra::poll::eventually;
 use crate::vocab::coalition::{HUB, is_hub};
 use crate::vocab::fault::{FaultSpec, Service};
 
 /// A single service answers again within this after its container starts.
 const SERVICE_RESTORE_DEADLINE: Duration = Duration::from_secs(120);
 
+/// `spoke down` stops a whole stack; its backend is gone within this.
+const STACK_DOWN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The hub backend's variable that names the revocation store, with its password and scheme.
+pub const STORE_URL_VAR: &str = "BLACKLIST_REDIS_URL";
+
+/// Where DIVE's revocation store is, as the hub backend reaches it (contract section 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    pub container: String,
+    /// `rediss://`: the store speaks TLS only (HEAD's `shared-token-store`).
+    pub tls: bool,
+}
+
+impl Store {
+    /// 15a319e6's store, assumed when the hub backend does not say.
+    pub fn v15a() -> Store {
+        Store {
+            container: "dive-hub-redis-blacklist".to_string(),
+            tls: false,
+        }
+    }
+}
+
 /// The container runtime and the CLI of a live DIVE.
 pub struct LiveControl {
     runtime: String,
     /// `./dive`, for faults on a whole spoke (`spoke down` / `spoke up`) and deploys.
     dive: Dive,
+    store: Store,
 }
 
-/// DIVE's container name of a service (contract section 1).
+/// DIVE's container name of a service (contract section 1); the revocation store's is found.
 pub fn container_name(instance: &str, service: Service) -> String {
     let suffix = match service {
         Service::Backend | Service::Stack => "backend",
@@ -39,69 +66,145 @@ pub fn container_name(instance: &str, service: Service) -> String {
     }
 }
 
+/// The scheme and host of a Redis URL (`rediss://:password@shared-token-store:6379`): whether it
+/// is TLS, and the host. The password is not kept.
+pub fn parse_store_url(url: &str) -> Option<(bool, String)> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let tls = match scheme {
+        "rediss" => true,
+        "redis" => false,
+        _ => return None,
+    };
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host_port.split([':', '/']).next()?.to_string();
+    (!host.is_empty()).then_some((tls, host))
+}
+
 impl LiveControl {
-    pub fn new(runtime: &str, dive: Dive) -> LiveControl {
+    pub fn new(runtime: &str, dive: Dive, store: Store) -> LiveControl {
         LiveControl {
             runtime: runtime.to_string(),
             dive,
+            store,
         }
     }
 
-    /// `./dive [--instance <code>] spoke <verb>`.
-    pub fn spoke_command(&self, instance: &str, verb: &str) -> Exec {
+    /// `./dive --instance <code> spoke <verb> <code>`: 15a319e6 reads the spoke from `--instance`
+    /// and ignores arguments, HEAD from its argument: both forms at once work at both commits.
+    pub fn spoke_command(&self, instance: &str, verb: &str) -> Dive {
         self.dive
             .clone()
             .instance(instance)
-            .args(["spoke", verb])
+            .args(["spoke", verb, &instance.to_lowercase()])
             .deadline(UNDO_DEADLINE)
-            .exec()
+    }
+
+    fn container(&self, spec: &FaultSpec) -> String {
+        if spec.service == Service::RevocationStore {
+            self.store.container.clone()
+        } else {
+            container_name(&spec.instance, spec.service)
+        }
     }
 
     /// The commands that apply and undo `spec`.
     pub fn commands(&self, spec: &FaultSpec) -> (Exec, Exec) {
         if spec.service == Service::Stack {
             return (
-                self.spoke_command(&spec.instance, "down"),
-                self.spoke_command(&spec.instance, "up"),
+                self.spoke_command(&spec.instance, "down").exec(),
+                self.spoke_command(&spec.instance, "up").exec(),
             );
         }
-        let container = container_name(&spec.instance, spec.service);
+        let container = self.container(spec);
         (
             Exec::new(&self.runtime).args([spec.kind.verb(), &container]),
             Exec::new(&self.runtime).args([spec.kind.undo_verb(), &container]),
         )
     }
 
-    fn lockout_command(&self, user: &str) -> Exec {
-        let store = container_name(HUB, Service::RevocationStore);
-        Exec::new(&self.runtime).args(["exec", &store, "redis-cli", "DEL", &format!("user-revoked:{user}")])
+    /// Lifts `user`'s lock-out in the revocation store, as one shell command that reads the
+    /// store's password from the hub backend and hands it to `redis-cli` through its environment:
+    /// the password is never in an argument, a log line or the ledger.
+    pub fn lockout_command(&self, user: &str) -> Exec {
+        let runtime = shell_quote(&self.runtime);
+        let backend = container_name(HUB, Service::Backend);
+        let tls = if self.store.tls {
+            " --tls --cacert /certs/ca/rootCA.pem"
+        } else {
+            ""
+        };
+        let script = format!(
+            "url=$({runtime} exec {backend} printenv {STORE_URL_VAR}) && pw=${{url#*://:}} && pw=${{pw%%@*}} && \
+             REDISCLI_AUTH=\"$pw\" {runtime} exec -e REDISCLI_AUTH {store} redis-cli{tls} --no-auth-warning DEL {key}",
+            store = shell_quote(&self.store.container),
+            key = shell_quote(&format!("user-revoked:{user}")),
+        );
+        Exec::new("sh").args(["-c".to_string(), script])
     }
 }
 
+/// `docker inspect`: `running`, `running healthy`, or what the container is instead.
+async fn container_state(runtime: String, container: String) -> Result<String, String> {
+    let format = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}";
+    let out = Exec::new(&runtime)
+        .args(["inspect", "-f", format, &container])
+        .deadline(Duration::from_secs(20))
+        .must_succeed()
+        .await?;
+    Ok(out.stdout.trim().to_string())
+}
+
+fn running(state: &str) -> bool {
+    state == "running" || state == "running healthy"
+}
+
 impl Control for LiveControl {
-    fn apply<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
-        Box::pin(async move { self.commands(fault).0.must_succeed().await.map(|_| ()) })
+    fn apply<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), FaultError>> {
+        Box::pin(async move {
+            if fault.service != Service::Stack {
+                let (apply, _) = self.commands(fault);
+                return apply.must_succeed().await.map(|_| ()).map_err(FaultError::Failed);
+            }
+            // `./dive` exits 0 for what it does not know: its effect is checked right here.
+            let backend = container_name(&fault.instance, Service::Backend);
+            let (runtime, watched) = (self.runtime.clone(), backend.clone());
+            let stopped = move || {
+                let state = container_state(runtime.clone(), watched.clone());
+                let watched = watched.clone();
+                async move {
+                    match state.await {
+                        Ok(state) if running(&state) => Err(format!("{watched} is {state}")),
+                        _ => Ok(()),
+                    }
+                }
+            };
+            let what = format!("{backend} stopped");
+            let tick = Duration::from_millis(500);
+            let gone = || async {
+                eventually(&what, tick, STACK_DOWN_DEADLINE, stopped)
+                    .await
+                    .map(|_| ())
+                    .map_err(|t| t.to_string())
+            };
+            let down = self.spoke_command(&fault.instance, "down");
+            match down.run_verified(&format!("{backend} stopped"), gone).await {
+                Ok(_) => Ok(()),
+                Err(CliError::NoEffect(text)) => Err(FaultError::CliNoEffect(text)),
+                Err(CliError::Failed(text)) => Err(FaultError::Failed(text)),
+            }
+        })
     }
 
     fn restore<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
         Box::pin(async move { self.commands(fault).1.must_succeed().await.map(|_| ()) })
     }
 
-    /// A running (and, where it has a healthcheck, healthy) container.
+    /// A running (and, where it has a healthcheck, healthy) container; a removed one (HEAD's
+    /// `spoke down` removes them) does not answer.
     fn answers<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
         Box::pin(async move {
-            let format = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}";
-            let out = Exec::new(&self.runtime)
-                .args(["inspect", "-f", format, &container_name(&fault.instance, fault.service)])
-                .deadline(Duration::from_secs(20))
-                .must_succeed()
-                .await?;
-            let state = out.stdout.trim().to_string();
-            if state == "running" || state == "running healthy" {
-                Ok(())
-            } else {
-                Err(state)
-            }
+            let state = container_state(self.runtime.clone(), self.container(fault)).await?;
+            if running(&state) { Ok(()) } else { Err(state) }
         })
     }
 
@@ -123,5 +226,47 @@ impl Control for LiveControl {
 
     fn lift_lockout<'a>(&'a self, user: &'a str) -> Fut<'a, Result<(), String>> {
         Box::pin(async move { self.lockout_command(user).must_succeed().await.map(|_| ()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_is_read_from_the_backends_url_without_its_password() {
+        assert_eq!(
+            parse_store_url("rediss://:s3cr@t@shared-token-store:6379"),
+            Some((true, "shared-token-store".to_string()))
+        );
+        assert_eq!(
+            parse_store_url("redis://:pw@redis-blacklist:6379/0"),
+            Some((false, "redis-blacklist".to_string()))
+        );
+        assert_eq!(parse_store_url("http://x"), None);
+    }
+
+    #[test]
+    fn lifting_a_lockout_never_puts_the_password_in_an_argument() {
+        let store = Store {
+            container: "shared-token-store".to_string(),
+            tls: true,
+        };
+        let control = LiveControl::new("docker", Dive::new(std::path::Path::new("/dive"), &[]), store);
+        let argv = control.lockout_command("testuser-usa-5").argv();
+        assert!(argv.starts_with("sh -c "), "{argv}");
+        assert!(argv.contains("printenv BLACKLIST_REDIS_URL"), "{argv}");
+        assert!(
+            argv.contains("exec -e REDISCLI_AUTH shared-token-store redis-cli --tls --cacert /certs/ca/rootCA.pem"),
+            "{argv}"
+        );
+        assert!(argv.contains("DEL user-revoked:testuser-usa-5"), "{argv}");
+    }
+
+    #[test]
+    fn a_whole_spoke_is_named_both_ways_so_either_generation_understands() {
+        let control = LiveControl::new("docker", Dive::new(std::path::Path::new("/dive"), &[]), Store::v15a());
+        let argv = control.spoke_command("TST", "down").exec().argv();
+        assert!(argv.contains("dive --instance tst spoke down tst"), "{argv}");
     }
 }

@@ -21,7 +21,7 @@ use crate::infra::os::lock_file;
 use crate::vocab::coalition::HUB;
 use crate::vocab::fault::Service;
 use crate::vocab::finding::Finding;
-use control::{LiveControl, container_name};
+use control::{LiveControl, STORE_URL_VAR, Store, container_name, parse_store_url};
 
 /// How long a live test waits for another live test (another process) to finish with the target.
 const LOCK_DEADLINE: Duration = Duration::from_secs(3600);
@@ -55,15 +55,13 @@ impl Deployment {
                 Secret::new(out.stdout.trim())
             }
         };
-        let monitors = Monitors::live(
-            &live.prometheus,
-            &live.alertmanager,
-            http.clone(),
-            &live.root,
-            config.time_scale,
-        );
+        let prometheus = answering_scheme(&http, &live.prometheus, "/-/ready").await;
+        let alertmanager = answering_scheme(&http, &live.alertmanager, "/-/ready").await;
+        let monitors = Monitors::live(&prometheus, &alertmanager, http.clone(), &live.root, config.time_scale);
+        let store = revocation_store(&live.container_runtime, live.revocation_store.as_deref()).await;
         let dive = Dive::new(&live.root, &config.dive_leaky_vars);
-        let control: Arc<dyn Control> = Arc::new(LiveControl::new(&live.container_runtime, dive.clone()));
+        let control: Arc<dyn Control> =
+            Arc::new(LiveControl::new(&live.container_runtime, dive.clone(), store.clone()));
         let ledger = Ledger::new(&config.state_dir);
         // Tokens always come from the hub's realm: the suite tests what hub-issued tokens do on spokes.
         let credentials = Credentials {
@@ -92,6 +90,21 @@ impl Deployment {
                 rehearsal: None,
             });
         }
+        let found = format!(
+            "live DIVE at {}: health API at {}, revocation store {}{}, Prometheus {}, AlertManager {}, rule files {}",
+            live.hub_backend,
+            instances.first().map_or("?", |i: &Instance| i.health_base.as_str()),
+            store.container,
+            if store.tls { " (TLS)" } else { "" },
+            prometheus,
+            alertmanager,
+            if monitors.rule_files.is_empty() {
+                format!("none at {}", monitors.rules_source)
+            } else {
+                monitors.rules_source.clone()
+            }
+        );
+        eprintln!("{found}");
         Ok(Deployment {
             target: format!("live DIVE at {}", live.hub_backend),
             time_scale: config.time_scale,
@@ -99,6 +112,7 @@ impl Deployment {
             monitors: Some(monitors),
             ca_pem: None,
             cli: live.deploy.then_some(dive),
+            live: true,
             _keep: Box::new(lock),
         })
     }
@@ -111,11 +125,14 @@ impl Deployment {
             return Ok(None);
         };
         let mut steps = vec![("hub".to_string(), vec!["hub".to_string(), "deploy".to_string()])];
+        // HEAD's `spoke deploy` seeds users and resources only when asked (contract section 9).
+        let head = self.hub().health_base == "/api/health";
         for spoke in self.spokes() {
-            steps.push((
-                spoke.code.clone(),
-                vec!["spoke".to_string(), "deploy".to_string(), spoke.code.to_lowercase()],
-            ));
+            let mut args = vec!["spoke".to_string(), "deploy".to_string(), spoke.code.to_lowercase()];
+            if head {
+                args.push("--seed".to_string());
+            }
+            steps.push((spoke.code.clone(), args));
         }
         let mut took = Vec::new();
         for (name, args) in steps {
@@ -149,4 +166,74 @@ async fn probe_health_base(http: &Http, backend: &Url) -> Result<String, Finding
         "no DIVE health API at {backend} (tried /api/health and /health): {}; check HUB_BACKEND_URL and DIVE_CA_CERT",
         seen.join("; ")
     )))
+}
+
+/// The URL on the scheme that answers: DIVE serves Prometheus and AlertManager over HTTP at
+/// 15a319e6 and HTTPS at HEAD. The given one is kept when it answers `probe`, or when neither does
+/// (the pipeline preflight then says what it saw).
+async fn answering_scheme(http: &Http, url: &Url, probe: &str) -> Url {
+    let answers = |u: &Url| {
+        let u = join(u, probe);
+        async move {
+            let request = http.request(Method::GET, &u).timeout(Duration::from_secs(10));
+            // An HTTPS server answers a plain request too, with 400: only 2xx is an answer.
+            http.text(request).await.is_ok_and(|(status, _, _)| status.is_success())
+        }
+    };
+    if answers(url).await {
+        return url.clone();
+    }
+    let mut other = url.clone();
+    let flipped = if url.scheme() == "https" { "http" } else { "https" };
+    if other.set_scheme(flipped).is_ok() && answers(&other).await {
+        eprintln!("{url} does not answer; {other} does: using it");
+        return other;
+    }
+    url.clone()
+}
+
+/// The revocation store the hub backend uses, from its `BLACKLIST_REDIS_URL` (container and TLS);
+/// `named` (`DIVE_REVOCATION_STORE`) overrides the container. 15a319e6's store when the backend
+/// does not say.
+async fn revocation_store(runtime: &str, named: Option<&str>) -> Store {
+    let backend = container_name(HUB, Service::Backend);
+    let read = Exec::new(runtime)
+        .args(["exec", &backend, "printenv", STORE_URL_VAR])
+        .deadline(Duration::from_secs(20))
+        .run()
+        .await;
+    let parsed = read
+        .ok()
+        .filter(|o| o.success())
+        .and_then(|o| parse_store_url(&o.stdout));
+    let Some((tls, host)) = parsed else {
+        let store = Store::v15a();
+        return Store {
+            container: named.map_or(store.container, str::to_string),
+            ..store
+        };
+    };
+    if let Some(name) = named {
+        return Store {
+            container: name.to_string(),
+            tls,
+        };
+    }
+    // HEAD names the container itself (`shared-token-store`); 15a319e6 the compose service
+    // (`redis-blacklist`, container `dive-hub-redis-blacklist`).
+    for candidate in [host.clone(), format!("dive-hub-{host}")] {
+        let exists = Exec::new(runtime)
+            .args(["inspect", "-f", "{{.Name}}", &candidate])
+            .deadline(Duration::from_secs(20))
+            .run()
+            .await
+            .is_ok_and(|o| o.success());
+        if exists {
+            return Store {
+                container: candidate,
+                tls,
+            };
+        }
+    }
+    Store { container: host, tls }
 }

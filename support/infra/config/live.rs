@@ -48,6 +48,7 @@ pub(super) fn live_config<'a>(
             .iter()
             .map(|code| spoke_urls(get, code, allow_remote))
             .collect::<Result<_, _>>()?,
+        revocation_store: get("DIVE_REVOCATION_STORE").map(str::to_string),
         deploy: match get("DIVE_LIVE_DEPLOY") {
             None | Some("0") => false,
             Some("1") => true,

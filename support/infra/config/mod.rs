@@ -112,6 +112,9 @@ pub struct LiveConfig {
     pub spokes: Vec<SpokeUrls>,
     /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
     pub deploy: bool,
+    /// `DIVE_REVOCATION_STORE`: the store's container, when the hub backend's
+    /// `BLACKLIST_REDIS_URL` does not lead to it.
+    pub revocation_store: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,7 +42,11 @@ pub(super) async fn metrics(State(b): State<Arc<Backend>>) -> Response {
             break;
         }
         if let Ok(cb) = b.breakers[&k].lock() {
-            rejects.push((format!("service=\"{k}\""), cb.stats().reject_count as f64));
+            // prom-client creates a labelled counter's series at its first increment.
+            let rejected = cb.stats().reject_count;
+            if rejected > 0 {
+                rejects.push((format!("service=\"{k}\""), rejected as f64));
+            }
             let mut counts: HashMap<(BreakerState, BreakerState), u64> = HashMap::new();
             for t in cb.transitions() {
                 *counts.entry(*t).or_default() += 1;
@@ -94,15 +98,14 @@ pub(super) async fn metrics(State(b): State<Arc<Backend>>) -> Response {
         pool(MONGO_POOL_SIZE as f64),
     );
     let errors = if written {
-        // Every error type from the start, at 0, so that `increase()` sees the first error.
+        // prom-client: an error type has a series from its first error on.
         let counted = b.db_errors.lock().map(|e| e.clone()).unwrap_or_default();
-        ["connection", "timeout", "pool_timeout"]
+        let mut errors: Vec<_> = counted
             .iter()
-            .map(|k| {
-                let n = counted.get(k).copied().unwrap_or(0);
-                (format!("db_type=\"mongodb\",error_type=\"{k}\""), n as f64)
-            })
-            .collect()
+            .map(|(k, n)| (format!("db_type=\"mongodb\",error_type=\"{k}\""), *n as f64))
+            .collect();
+        errors.sort_by(|a, b| a.0.cmp(&b.0));
+        errors
     } else {
         Vec::new()
     };
