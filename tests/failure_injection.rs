@@ -166,3 +166,55 @@ async fn live_shaped_head_opa_breaker_opens_past_the_decision_cache() {
     let head = Deployment::live_shaped("head-intended", |_| {}).await;
     run_on(head, "4.1-opa", opa_stopped).await.must_pass();
 }
+
+#[tokio::test]
+async fn live_shaped_reference_defects_are_never_named_on_a_live_dive() {
+    let unwired = Deployment::live_shaped("head-intended", |form| {
+        form.behaviour = form.behaviour.clone().with(Defect::R3);
+    });
+    let verdict = run_on(unwired.await, "4.1-opa", opa_stopped).await;
+    let failures = verdict.failures();
+    assert!(
+        !failures.is_empty(),
+        "the unwired breaker fails 4.1-opa: {:?}",
+        verdict.findings
+    );
+    assert!(
+        verdict
+            .findings
+            .iter()
+            .all(|f| f.defect.is_none_or(|d| !d.reference_only())),
+        "no R tag on a live DIVE: {:?}",
+        verdict.findings
+    );
+}
+
+/// With OPA stopped, answers still come, from the backend's local fallback: DIVE marks them in
+/// `policyEvaluation.evaluation_details.source`, and the tally must read them as such.
+async fn fallback_answers_are_read_as_such(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let hub = d.hub();
+    s.preflight(hub).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    let since = s.origin();
+    let budget = s.budget();
+    s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
+        .await;
+    let tally = traffic.tally_since(since);
+    if tally.fallback == 0 {
+        s.finding(Finding::fail(format!(
+            "OPA is stopped but no answer was read as the local fallback's: {tally}"
+        )));
+    }
+    s.restore(opa).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn live_shaped_head_local_fallback_answers_are_recognised() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.1-opa", fallback_answers_are_read_as_such)
+        .await
+        .must_pass();
+}

@@ -59,8 +59,10 @@ pub struct Deployment {
     pub(crate) cli: Option<Dive>,
     /// A live DIVE (not the reference, nor a rehearsal on one).
     pub(crate) live: bool,
+    /// A live DIVE's checkout (`DIVE_ROOT`).
+    pub(crate) dive_root: Option<std::path::PathBuf>,
     /// Whatever must live as long as the deployment: the reference's processes, the live lock.
-    pub(crate) _keep: Box<dyn Any + Send + Sync>,
+    pub(crate) keep: Vec<Box<dyn Any + Send + Sync>>,
 }
 
 static SWEPT: OnceCell<()> = OnceCell::const_new();
@@ -110,6 +112,11 @@ impl Deployment {
             })
     }
 
+    /// A live DIVE's checkout (`DIVE_ROOT`), where its rules, runbooks and CLI are.
+    pub fn dive_root(&self) -> Option<&std::path::Path> {
+        self.dive_root.as_deref()
+    }
+
     /// Whether this is a live DIVE: reference-only defects are never named on one.
     pub fn is_live(&self) -> bool {
         self.live
@@ -122,8 +129,12 @@ impl Deployment {
 
     /// Keeps `more` alive as long as the deployment (what a deployment stands on).
     pub fn keep_also(&mut self, more: Box<dyn Any + Send + Sync>) {
-        let before = std::mem::replace(&mut self._keep, Box::new(()));
-        self._keep = Box::new((before, more));
+        self.keep.push(more);
+    }
+
+    /// Something this deployment stands on, of type `T` (a test reads what its target did).
+    pub fn kept<T: 'static>(&self) -> Option<&T> {
+        self.keep.iter().find_map(|k| k.downcast_ref::<T>())
     }
 
     /// Prometheus and AlertManager of this deployment; a reference deployment has them only when

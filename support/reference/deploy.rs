@@ -127,7 +127,8 @@ pub async fn deployment(behaviour: Behaviour, runtime: Runtime, shape: Shape) ->
         ca_pem: Some(ca_pem),
         cli: None,
         live: false,
-        _keep: Box::new(reference),
+        dive_root: None,
+        keep: vec![Box::new(reference)],
     };
     for inst in deployment.instances() {
         let what = format!("{} backend healthy", inst.code);

@@ -18,7 +18,8 @@ use crate::vocab::units::secs;
 
 impl Scenario {
     /// Waits until `breaker` on `inst` is in state `want` while `pump` sends traffic, and prints
-    /// the latency against `budget`. When it never gets there, records why.
+    /// the latency against `budget`, measured from the scenario's last change (the fault's
+    /// command, or the restored service answering). When it never gets there, records why.
     pub async fn breaker_reaches(
         &mut self,
         inst: &Instance,
@@ -27,7 +28,7 @@ impl Scenario {
         want: BreakerState,
         budget: Budget,
     ) -> Option<Duration> {
-        let since = Instant::now();
+        let since = self.origin();
         let last: RefCell<Option<Detailed>> = RefCell::new(None);
         let what = format!("{} {breaker} breaker {want}", inst.code);
         self.probing(format!(
@@ -37,7 +38,8 @@ impl Scenario {
             secs(budget.limit),
             secs(budget.deadline())
         ));
-        let reached = eventually(&what, TICK, budget.deadline(), || async {
+        let deadline = self.left_of(budget.deadline());
+        let reached = eventually(&what, TICK, deadline, || async {
             let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
             let stats = d.circuit_breakers.map(|b| b.get(breaker));
             let summary = d.summary();
@@ -49,9 +51,10 @@ impl Scenario {
         })
         .await;
         match reached {
-            Ok(m) => {
-                self.measured(&what, m.elapsed, budget);
-                Some(m.elapsed)
+            Ok(_) => {
+                let latency = since.elapsed();
+                self.measured(&what, latency, budget);
+                Some(latency)
             }
             Err(timeout) => {
                 self.event(timeout.to_string());

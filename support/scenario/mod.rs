@@ -33,11 +33,17 @@ use observer::Observer;
 
 pub use crate::vocab::slo::TICK;
 
+/// The least time a wait gets, however late it starts: one health call, on any target.
+const LAST_LOOK: Duration = Duration::from_secs(5);
+
 pub struct Scenario {
     pub requirement: &'static Requirement,
     pub time_scale: f64,
     /// A live DIVE: reference-only defects (R*) are never named on it.
     live: bool,
+    /// When the last change the scenario made took effect: the command of its last fault, or the
+    /// moment its last restored service answered. Waits for the consequences measure from here.
+    origin: Option<Instant>,
     journal: Journal,
     findings: Vec<Finding>,
     /// Behind a lock because the polls observe through `&self` while they borrow the scenario.
@@ -50,6 +56,7 @@ impl Scenario {
             requirement,
             time_scale: deployment.time_scale,
             live: deployment.is_live(),
+            origin: None,
             journal: Journal::new(requirement.id, requirement.text, &deployment.target),
             findings: Vec::new(),
             observer: Mutex::new(Observer::default()),
@@ -67,6 +74,18 @@ impl Scenario {
     #[track_caller]
     pub fn budget_of(&self, id: &str) -> Budget {
         slo::budget(id, self.time_scale)
+    }
+
+    /// Where the waits for the consequences of the last change measure from: the last fault's
+    /// command, or the moment the last restored service answered; now if nothing changed yet.
+    pub fn origin(&self) -> Instant {
+        self.origin.unwrap_or_else(Instant::now)
+    }
+
+    /// What is left of `deadline` counted from [`Scenario::origin`], but never less than one last
+    /// look: a wait that follows another one that used the time up still reads the state once.
+    pub fn left_of(&self, deadline: Duration) -> Duration {
+        deadline.saturating_sub(self.origin().elapsed()).max(LAST_LOOK)
     }
 
     /// A timestamped event for the journal (and the test's captured output).
@@ -134,9 +153,13 @@ impl Scenario {
     pub async fn fault(&mut self, inst: &Instance, service: Service, kind: FaultKind) -> Result<FaultGuard, Finding> {
         let guard = inst.fault(service, kind).await?;
         let fault = guard.spec().clone();
+        self.origin = Some(guard.commanded_at());
         self.record(
             guard.commanded_at(),
-            format!("fault applied: {fault}"),
+            format!(
+                "fault applied: {fault} (seen to take effect {} after the command returned)",
+                secs(guard.effect_after())
+            ),
             EventKind::FaultApplied { fault },
         );
         Ok(guard)
@@ -223,11 +246,12 @@ impl Scenario {
                     inst.code
                 )));
             }
-            self.report(format!(
-                "preflight: every breaker of {} CLOSED after {} of traffic ({tally})",
+            self.finding(Finding::note(format!(
+                "preflight: {} was left with {} by what ran before; every breaker CLOSED after {} of traffic ({tally})",
                 inst.code,
+                d.summary(),
                 secs(started.elapsed())
-            ));
+            )));
             d = self
                 .detailed(inst)
                 .await
@@ -294,6 +318,7 @@ impl Scenario {
     pub async fn restore(&mut self, fault: FaultGuard) -> Result<Restored, Finding> {
         let spec = fault.spec().clone();
         let restored = fault.restore().await.map_err(Finding::fail)?;
+        self.origin = Some(restored.answered_at);
         self.record(
             restored.answered_at,
             format!("restored: {spec}; answering after {}", secs(restored.took)),

@@ -138,6 +138,16 @@ impl Deployment {
     /// target's code exactly as an operator's DIVE would be: hub and spokes, monitored. `adjust`
     /// changes the form first (a reference defect, a broken CLI command).
     pub async fn live_shaped(form: &str, adjust: impl FnOnce(&mut Form)) -> Result<Deployment, Finding> {
+        Deployment::live_shaped_with(form, adjust, &[]).await
+    }
+
+    /// [`Deployment::live_shaped`], with more variables in the live configuration
+    /// (`DIVE_LIVE_DEPLOY=1`, a user).
+    pub async fn live_shaped_with(
+        form: &str,
+        adjust: impl FnOnce(&mut Form),
+        extra: &[(&str, &str)],
+    ) -> Result<Deployment, Finding> {
         let config = must_config();
         let scale = config.reference_scale();
         let mut form =
@@ -148,7 +158,8 @@ impl Deployment {
         let shaped = LiveShaped::start(form, &spokes, scale, &dir)
             .await
             .map_err(Finding::precondition)?;
-        let vars = shaped.vars(&dir.join("state"));
+        let mut vars = shaped.vars(&dir.join("state"));
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let live_config = Config::from_vars(&vars).map_err(|e| Finding::precondition(e.to_string()))?;
         let Target::Live(live) = &live_config.target else {
             return Err(Finding::precondition("a live-shaped DIVE yields a live configuration"));

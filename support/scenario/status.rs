@@ -20,6 +20,9 @@ impl Scenario {
         want: Overall,
         deadline: Duration,
     ) -> Result<Duration, Option<Detailed>> {
+        // From the scenario's last change, like every consequence of it.
+        let since = self.origin();
+        let deadline = self.left_of(deadline);
         let last: RefCell<Option<Detailed>> = RefCell::new(None);
         let what = format!("{} status {want}", inst.code);
         self.probing(format!(
@@ -37,9 +40,10 @@ impl Scenario {
         })
         .await;
         match reached {
-            Ok(m) => {
-                self.observed(&what, m.elapsed);
-                Ok(m.elapsed)
+            Ok(_) => {
+                let latency = since.elapsed();
+                self.observed(&what, latency);
+                Ok(latency)
             }
             Err(timeout) => {
                 self.event(timeout.to_string());

@@ -113,7 +113,8 @@ impl Deployment {
             ca_pem: None,
             cli: live.deploy.then_some(dive),
             live: true,
-            _keep: Box::new(lock),
+            dive_root: Some(live.root.clone()),
+            keep: vec![Box::new(lock)],
         })
     }
 

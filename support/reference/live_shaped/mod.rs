@@ -132,6 +132,8 @@ impl LiveShaped {
             Generation::V15a => "instances/hub/certs/rootCA.pem",
         };
         write(&root.join(ca), &reference.ca_pem)?;
+        // The runbook those rules link, in the checkout: DIVE's rules name files of its repository.
+        write(&root.join("fixtures/runbook.md"), &fixture("fixtures/runbook.md")?)?;
         // The rule files where DIVE keeps them, as this Prometheus runs them.
         for fixture_path in RULE_FIXTURES {
             let name = Path::new(fixture_path)
