@@ -582,3 +582,43 @@ async fn self_check_runbook_names_d3_on_dive_v15a() {
     .await
     .must_fail_naming(&[Defect::D3]);
 }
+
+// ------------------------------------------------------------------ the live code, on a live-shaped DIVE
+
+/// HEAD's Prometheus and AlertManager speak HTTPS only; the live configuration names them on
+/// plain HTTP, as the suite's defaults do.
+#[tokio::test]
+async fn live_shaped_head_open_alert_travels_over_https() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.3-open", open_alert).await.must_pass();
+}
+
+/// prom-client creates the rejects counter's series at the first reject: before it, no samples
+/// are no defect.
+#[tokio::test]
+async fn live_shaped_head_breaker_alerts_wait_for_the_first_reject() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.3-ten", breaker_alerts).await.must_pass();
+}
+
+#[tokio::test]
+async fn live_shaped_head_rules_are_dives_own_files() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    let verdict = run_on(head, "4.3-ten", async |d: &Deployment, s: &mut Scenario| {
+        rule_logic(d, s).await?;
+        let (root, rules) = (d.dive_root(), &d.monitors()?.rule_files);
+        if rules.is_empty() || !rules.iter().all(|r| root.is_some_and(|root| r.starts_with(root))) {
+            s.finding(Finding::fail(format!(
+                "promtool did not test DIVE's own rule files: {rules:?}"
+            )));
+        }
+        Ok(())
+    });
+    verdict.await.must_pass();
+}
+
+#[tokio::test]
+async fn live_shaped_head_runbook_urls_name_files_of_the_checkout() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.3-runbook", runbook).await.must_pass();
+}

@@ -301,3 +301,82 @@ async fn self_check_deploy_names_a_spoke_that_does_not_trust_the_hub() {
         .await
         .must_fail_naming(&[Defect::R7]);
 }
+
+// ------------------------------------------------------------------ the live code, on a live-shaped DIVE
+
+use dive_resilience::reference::live_shaped::LiveShaped;
+
+/// The commands the live-shaped DIVE's runtime and CLI ran.
+fn calls(d: &Deployment) -> Vec<String> {
+    d.kept::<LiveShaped>().map(LiveShaped::calls).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn live_shaped_head_revocation_reaches_every_spoke_and_the_lockout_is_lifted_over_tls() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    let verdict = run_on(head, "5.1-revoke", async |d: &Deployment, s: &mut Scenario| {
+        revocation_reaches_every_spoke(d, s).await?;
+        let lifted = calls(d)
+            .iter()
+            .any(|c| c.contains("shared-token-store redis-cli --tls") && c.contains("DEL user-revoked:"));
+        if !lifted {
+            s.finding(Finding::fail(format!(
+                "the lock-out was not lifted in HEAD's TLS store: {:?}",
+                calls(d)
+            )));
+        }
+        Ok(())
+    })
+    .await;
+    verdict.must_pass();
+}
+
+#[tokio::test]
+async fn live_shaped_head_one_spoke_down_through_the_cli() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "5.1-isolate", one_spoke_down_others_unaffected)
+        .await
+        .must_pass();
+}
+
+#[tokio::test]
+async fn live_shaped_v15a_spoke_named_by_instance_flag() {
+    // 15a319e6's `spoke down|up` ignore their argument and read --instance.
+    let v15a = Deployment::live_shaped("dive-v15a", |form| {
+        form.behaviour = dive_resilience::reference::behaviour::Behaviour::of(Profile::Intended, 0.1)
+            .shaped_as(form.generation, 0.1);
+    });
+    run_on(v15a.await, "5.1-isolate", one_spoke_down_others_unaffected)
+        .await
+        .must_pass();
+}
+
+#[tokio::test]
+async fn live_shaped_a_cli_that_exits_zero_without_effect_is_d10() {
+    let broken = Deployment::live_shaped("head-intended", |form| form.broken_cli.push("spoke down"));
+    run_on(broken.await, "5.1-isolate", one_spoke_down_others_unaffected)
+        .await
+        .must_fail_naming(&[Defect::D10]);
+}
+
+#[tokio::test]
+async fn live_shaped_head_deploy_seeds_the_spokes() {
+    let head = Deployment::live_shaped_with("head-intended", |_| {}, &[("DIVE_LIVE_DEPLOY", "1")]).await;
+    let verdict = run_on(head, "5.1-deploy", async |d: &Deployment, s: &mut Scenario| {
+        federation_is_up(d, s).await?;
+        let seeded = calls(d).iter().any(|c| c.contains("spoke deploy tst --seed"));
+        if !seeded {
+            s.finding(Finding::fail(format!(
+                "HEAD's spoke deploy ran without --seed: {:?}",
+                calls(d)
+            )));
+        }
+        for spoke in d.spokes() {
+            // Traffic lists the spoke's resources: a spoke deployed without seeding has none.
+            spoke.traffic().await?;
+        }
+        Ok(())
+    })
+    .await;
+    verdict.must_pass();
+}

@@ -302,3 +302,50 @@ async fn self_check_no_traffic_scenario_names_a_breaker_that_closes_on_a_timer()
         .await
         .must_fail_naming(&[Defect::R8]);
 }
+
+// ------------------------------------------------------------------ the live code, on a live-shaped DIVE
+
+#[tokio::test]
+async fn live_shaped_head_every_non_critical_service_down_and_back() {
+    // HEAD's revocation store is `shared-token-store`, TLS only: found from the hub backend.
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.2-all", all_non_critical_recover).await.must_pass();
+}
+
+/// A breaker left HALF_OPEN by what ran before (OPA back, one trial call, then silence) is driven
+/// closed by the next scenario's preflight, which says so, instead of failing it.
+async fn half_open_left_behind_then_preflight(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let hub = d.hub();
+    let pump = hub.traffic().await?.pump(TICK);
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    let open = s.budget_of("4.1-opa");
+    s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, open)
+        .await;
+    let mut traffic = pump.stop().await.map_err(Finding::fail)?;
+    let back = s.restore(opa).await?;
+    let close = s.budget_of("4.2-opa");
+    s.drive_until(
+        hub,
+        &mut traffic,
+        Breaker::Opa,
+        BreakerState::HalfOpen,
+        close,
+        back.answered_at,
+    )
+    .await;
+    s.preflight(hub).await?;
+    if !s.findings().iter().any(|f| f.message.contains("was left with")) {
+        s.finding(Finding::fail(
+            "the preflight did not say it closed a breaker left HALF_OPEN",
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn live_shaped_preflight_closes_a_breaker_left_half_open() {
+    let head = Deployment::live_shaped("head-intended", |_| {}).await;
+    run_on(head, "4.2-opa", half_open_left_behind_then_preflight)
+        .await
+        .must_pass();
+}

@@ -100,6 +100,7 @@ async fn rehearsal(config: &Config, shape: Shape) -> Result<Deployment, Finding>
                     container: "<the revocation store the hub backend names>".to_string(),
                     tls: false,
                 },
+                config.time_scale,
             )),
         ),
         Target::Reference(r) => (format!("the reference deployment ({})", r.profile.name()), None),

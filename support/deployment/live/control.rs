@@ -16,8 +16,11 @@ use crate::vocab::fault::{FaultSpec, Service};
 /// A single service answers again within this after its container starts.
 const SERVICE_RESTORE_DEADLINE: Duration = Duration::from_secs(120);
 
-/// `spoke down` stops a whole stack; its backend is gone within this.
+/// `spoke down` stops a whole stack; its backend is gone within this (at DIVE's own pace).
 const STACK_DOWN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The least time any wait on the runtime gets, however fast the target's timers run.
+const RUNTIME_FLOOR: Duration = Duration::from_secs(10);
 
 /// The hub backend's variable that names the revocation store, with its password and scheme.
 pub const STORE_URL_VAR: &str = "BLACKLIST_REDIS_URL";
@@ -46,6 +49,8 @@ pub struct LiveControl {
     /// `./dive`, for faults on a whole spoke (`spoke down` / `spoke up`) and deploys.
     dive: Dive,
     store: Store,
+    /// The target's timers relative to DIVE's own (a live-shaped reference runs them shortened).
+    time_scale: f64,
 }
 
 /// DIVE's container name of a service (contract section 1); the revocation store's is found.
@@ -81,12 +86,18 @@ pub fn parse_store_url(url: &str) -> Option<(bool, String)> {
 }
 
 impl LiveControl {
-    pub fn new(runtime: &str, dive: Dive, store: Store) -> LiveControl {
+    pub fn new(runtime: &str, dive: Dive, store: Store, time_scale: f64) -> LiveControl {
         LiveControl {
             runtime: runtime.to_string(),
             dive,
             store,
+            time_scale,
         }
+    }
+
+    /// A wait of DIVE's, at this target's pace.
+    fn scaled(&self, wait: Duration) -> Duration {
+        wait.mul_f64(self.time_scale).max(RUNTIME_FLOOR)
     }
 
     /// `./dive --instance <code> spoke <verb> <code>`: 15a319e6 reads the spoke from `--instance`
@@ -180,8 +191,9 @@ impl Control for LiveControl {
             };
             let what = format!("{backend} stopped");
             let tick = Duration::from_millis(500);
+            let deadline = self.scaled(STACK_DOWN_DEADLINE);
             let gone = || async {
-                eventually(&what, tick, STACK_DOWN_DEADLINE, stopped)
+                eventually(&what, tick, deadline, stopped)
                     .await
                     .map(|_| ())
                     .map_err(|t| t.to_string())
@@ -210,9 +222,9 @@ impl Control for LiveControl {
 
     fn restore_deadline(&self, fault: &FaultSpec) -> Duration {
         if fault.service == Service::Stack {
-            UNDO_DEADLINE
+            self.scaled(UNDO_DEADLINE)
         } else {
-            SERVICE_RESTORE_DEADLINE
+            self.scaled(SERVICE_RESTORE_DEADLINE)
         }
     }
 
@@ -252,7 +264,7 @@ mod tests {
             container: "shared-token-store".to_string(),
             tls: true,
         };
-        let control = LiveControl::new("docker", Dive::new(std::path::Path::new("/dive"), &[]), store);
+        let control = LiveControl::new("docker", Dive::new(std::path::Path::new("/dive"), &[]), store, 1.0);
         let argv = control.lockout_command("testuser-usa-5").argv();
         assert!(argv.starts_with("sh -c "), "{argv}");
         assert!(argv.contains("printenv BLACKLIST_REDIS_URL"), "{argv}");
@@ -265,7 +277,12 @@ mod tests {
 
     #[test]
     fn a_whole_spoke_is_named_both_ways_so_either_generation_understands() {
-        let control = LiveControl::new("docker", Dive::new(std::path::Path::new("/dive"), &[]), Store::v15a());
+        let control = LiveControl::new(
+            "docker",
+            Dive::new(std::path::Path::new("/dive"), &[]),
+            Store::v15a(),
+            1.0,
+        );
         let argv = control.spoke_command("TST", "down").exec().argv();
         assert!(argv.contains("dive --instance tst spoke down tst"), "{argv}");
     }

@@ -60,8 +60,12 @@ impl Deployment {
         let monitors = Monitors::live(&prometheus, &alertmanager, http.clone(), &live.root, config.time_scale);
         let store = revocation_store(&live.container_runtime, live.revocation_store.as_deref()).await;
         let dive = Dive::new(&live.root, &config.dive_leaky_vars);
-        let control: Arc<dyn Control> =
-            Arc::new(LiveControl::new(&live.container_runtime, dive.clone(), store.clone()));
+        let control: Arc<dyn Control> = Arc::new(LiveControl::new(
+            &live.container_runtime,
+            dive.clone(),
+            store.clone(),
+            config.time_scale,
+        ));
         let ledger = Ledger::new(&config.state_dir);
         // Tokens always come from the hub's realm: the suite tests what hub-issued tokens do on spokes.
         let credentials = Credentials {
