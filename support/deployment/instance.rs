@@ -25,6 +25,55 @@ use crate::vocab::health::Detailed;
 /// Health calls wait this long: with MongoDB stopped, v15a's detailed check takes 60-120 s.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(150);
 
+/// When each resource was last decided for an instance's user (unix milliseconds): shared by every
+/// traffic of that instance, so a scenario's traffic knows what the one before it left in DIVE's
+/// decision cache. On a live DIVE it is kept in the state folder, for the next test process.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionClock {
+    decided: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl DecisionClock {
+    /// A clock kept in `file` (read now, written by [`DecisionClock::save`]).
+    pub fn kept_in(file: std::path::PathBuf) -> DecisionClock {
+        let decided = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        DecisionClock {
+            decided: Arc::new(std::sync::Mutex::new(decided)),
+            file: Some(file),
+        }
+    }
+
+    /// How long ago `resource` was last decided, if ever.
+    pub fn age(&self, resource: &str) -> Option<Duration> {
+        let at = self.decided.lock().ok()?.get(resource).copied()?;
+        Some(Duration::from_millis(
+            crate::infra::os::unix_millis().saturating_sub(at),
+        ))
+    }
+
+    pub fn decided_now(&self, resource: &str) {
+        if let Ok(mut d) = self.decided.lock() {
+            d.insert(resource.to_string(), crate::infra::os::unix_millis());
+        }
+    }
+
+    /// Writes the clock to its file, when it has one.
+    pub fn save(&self) {
+        let Some(file) = &self.file else { return };
+        let Ok(decided) = self.decided.lock() else { return };
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Ok(text) = serde_json::to_string(&*decided) {
+            let _ = std::fs::write(file, text);
+        }
+    }
+}
+
 /// Credentials for the direct grant of one realm.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -46,6 +95,8 @@ pub struct Instance {
     pub time_scale: f64,
     pub credentials: Credentials,
     pub(crate) http: Http,
+    /// What this process knows of DIVE's decision cache for this instance's user.
+    pub(crate) decisions: DecisionClock,
     pub(crate) control: Arc<dyn Control>,
     pub(crate) ledger: Ledger,
     /// Set in a dry run: faults are shown as the target's commands.

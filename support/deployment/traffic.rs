@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, Url};
 
-use crate::deployment::instance::Instance;
+use crate::deployment::instance::{DecisionClock, Instance};
 use crate::infra::http::{Http, join};
+use crate::infra::os::random_u64;
 use crate::infra::poll::Pace;
 use crate::vocab::api::{DecidedBy, ResourceAnswer};
 use crate::vocab::authz::{LONGEST_CACHE_TTL, cache_ttl};
@@ -103,8 +104,6 @@ impl fmt::Display for Tally {
 struct Target {
     id: String,
     cached_for: Duration,
-    /// When OPA last decided on it for this user (a decision the cache now holds).
-    decided_at: Option<Instant>,
 }
 
 pub struct Traffic {
@@ -112,8 +111,15 @@ pub struct Traffic {
     backend: Url,
     token: String,
     targets: Vec<Target>,
+    decided: DecisionClock,
     next: usize,
     log: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.decided.save();
+    }
 }
 
 /// Traffic sent in the background, one request per tick, until stopped.
@@ -170,9 +176,11 @@ impl Traffic {
     pub async fn prepare(inst: &Instance, tick: Duration) -> Result<Traffic, Finding> {
         let token = inst.token_for(&inst.credentials.user).await?;
         let longest = LONGEST_CACHE_TTL.mul_f64(inst.time_scale);
-        let wanted = (longest.as_secs_f64() / tick.as_secs_f64()).ceil() as usize * 5 / 4 + 20;
+        // Twice what one cache lifetime holds at this pace: traffic that comes right after other
+        // traffic still finds as many decisions the cache does not hold.
+        let wanted = (longest.as_secs_f64() / tick.as_secs_f64()).ceil() as usize * 5 / 2 + 20;
         let resources = inst.resources(&token, wanted).await?;
-        let targets = resources
+        let targets: Vec<Target> = resources
             .into_iter()
             .map(|r| Target {
                 cached_for: r
@@ -181,15 +189,18 @@ impl Traffic {
                     .map_or(LONGEST_CACHE_TTL, cache_ttl)
                     .mul_f64(inst.time_scale),
                 id: r.resource_id,
-                decided_at: None,
             })
             .collect();
+        // Earlier traffic (another scenario, another client) asked from the start of the list:
+        // beginning anywhere else meets fewer of the decisions it left in the cache.
+        let next = usize::try_from(random_u64()).unwrap_or(0) % targets.len().max(1);
         Ok(Traffic {
             http: inst.http().clone(),
             backend: inst.backend.clone(),
             token,
             targets,
-            next: 0,
+            decided: inst.decisions.clone(),
+            next,
             log: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -197,13 +208,12 @@ impl Traffic {
     /// The next resource to ask for: in turn, skipping those whose decision the cache still holds;
     /// when every one is held, the one decided longest ago.
     fn pick(&mut self) -> usize {
-        let now = Instant::now();
         let n = self.targets.len();
-        let fresh = (0..n).map(|k| (self.next + k) % n).find(|&i| {
-            let t = &self.targets[i];
-            t.decided_at.is_none_or(|at| now.duration_since(at) >= t.cached_for)
-        });
-        let i = fresh.unwrap_or_else(|| (0..n).min_by_key(|&i| self.targets[i].decided_at).unwrap_or(0));
+        let age = |i: usize| self.decided.age(&self.targets[i].id);
+        let fresh = (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|&i| age(i).is_none_or(|age| age >= self.targets[i].cached_for));
+        let i = fresh.unwrap_or_else(|| (0..n).max_by_key(|&i| age(i)).unwrap_or(0));
         self.next = i + 1;
         i
     }
@@ -239,9 +249,10 @@ impl Traffic {
                 decided_by: None,
             },
         };
-        // Only OPA's own decisions are cached; a fallback or a cache hit leaves the clock as it was.
-        if sent.decided_by == Some(DecidedBy::Opa) {
-            self.targets[i].decided_at = Some(at);
+        // OPA's own decisions are cached from now; a cache hit says a decision made by someone
+        // else is still held, for at most its TTL from now. A fallback is never cached.
+        if matches!(sent.decided_by, Some(DecidedBy::Opa | DecidedBy::Cache)) {
+            self.decided.decided_now(&sent.resource);
         }
         if let Ok(mut log) = self.log.lock() {
             log.push(sent.clone());

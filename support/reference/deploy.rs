@@ -114,6 +114,7 @@ pub async fn deployment(behaviour: Behaviour, runtime: Runtime, shape: Shape) ->
             health_base: health_base.clone(),
             time_scale: scale,
             http: http.clone(),
+            decisions: Default::default(),
             control: control.clone(),
             ledger: ledger.clone(),
             rehearsal: None,

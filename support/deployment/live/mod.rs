@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, Url};
 
-use crate::deployment::instance::{Credentials, Instance};
+use crate::deployment::instance::{Credentials, DecisionClock, Instance};
 use crate::deployment::monitors::Monitors;
 use crate::deployment::{Deployment, sweep_ledger};
 use crate::fault::Control;
@@ -81,6 +81,11 @@ impl Deployment {
         }
         let mut instances = Vec::new();
         for (code, backend) in sites {
+            // What earlier test processes left in DIVE's decision cache, for this user here.
+            let clock = config
+                .state_dir
+                .join("decisions")
+                .join(format!("{code}-{}.json", live.user));
             instances.push(Instance {
                 health_base: probe_health_base(&http, &backend).await?,
                 time_scale: config.time_scale,
@@ -89,6 +94,7 @@ impl Deployment {
                 keycloak: live.hub_keycloak.clone(),
                 credentials: credentials.clone(),
                 http: http.clone(),
+                decisions: DecisionClock::kept_in(clock),
                 control: control.clone(),
                 ledger: ledger.clone(),
                 rehearsal: None,

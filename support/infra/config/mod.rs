@@ -147,6 +147,10 @@ pub struct Config {
     /// Inherited variables that change the behaviour of `./dive` (`INSTANCE`,
     /// `COMPOSE_PROJECT_NAME`, every `*_LOADED`): removed from its environment.
     pub dive_leaky_vars: Vec<String>,
+    /// `DIVE_LIVE_SHAPED`: which DIVE the live-shaped reference poses as when the suite serves
+    /// one for a live run of its own (`scripts/live-shaped`): `head-intended`, `dive-head`,
+    /// `dive-v15a`.
+    pub live_shaped: Option<String>,
 }
 
 /// One bad variable: which one, and what to do about it.
@@ -269,6 +273,7 @@ impl Config {
                 .and_then(|h| h.strip_prefix("unix://"))
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+            live_shaped: get("DIVE_LIVE_SHAPED").map(str::to_string),
             dive_leaky_vars: vars
                 .keys()
                 .filter(|k| *k == "INSTANCE" || *k == "COMPOSE_PROJECT_NAME" || k.ends_with("_LOADED"))
