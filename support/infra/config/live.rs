@@ -61,19 +61,21 @@ pub(super) fn live_config<'a>(
     })
 }
 
-/// A spoke's backend: the contract's port table, overridable with `DIVE_SPOKE_<CODE>_BACKEND_URL`.
-/// (Tokens always come from the hub's Keycloak: the suite tests what hub-issued tokens do on spokes.)
+/// A spoke's backend: `https://localhost:<backend port>` by DIVE's port rules, overridable with
+/// `DIVE_SPOKE_<CODE>_BACKEND_URL`. (Tokens always come from the hub's Keycloak: the suite tests
+/// what hub-issued tokens do on spokes.)
 fn spoke_urls<'a>(
     get: &dyn Fn(&str) -> Option<&'a str>,
     code: &str,
     allow_remote: bool,
 ) -> Result<SpokeUrls, ConfigError> {
-    let offset = port_offset(code).unwrap_or_default();
+    let ports =
+        coalition::ports(code).ok_or_else(|| bad("DIVE_SPOKES", format!("`{code}` is not a code DIVE knows")))?;
     let backend_var = format!("DIVE_SPOKE_{code}_BACKEND_URL");
     let backend = url_var(
         get,
         &backend_var,
-        &format!("https://localhost:{}", 4000 + offset),
+        &format!("https://localhost:{}", ports.backend),
         allow_remote,
     )?;
     Ok(SpokeUrls {
