@@ -14,6 +14,15 @@ pub(super) fn live_config<'a>(
     allow_remote: bool,
     insecure: bool,
 ) -> Result<LiveConfig, ConfigError> {
+    // One host cannot bind a port twice, so DIVE cannot run spokes whose ports clash side by side
+    // (the reference can: its ports are ephemeral).
+    let site: Vec<&str> = std::iter::once(HUB).chain(spokes.iter().map(String::as_str)).collect();
+    if let Some(clash) = coalition::clashes(&site).into_iter().next() {
+        return Err(bad(
+            "DIVE_SPOKES",
+            format!("{clash}: one host cannot run that; leave out a spoke this line names"),
+        ));
+    }
     let root = PathBuf::from(
         get("DIVE_ROOT").ok_or_else(|| bad("DIVE_ROOT", "not set; point it at the DIVE checkout that holds ./dive"))?,
     );

@@ -132,7 +132,8 @@ pub struct Config {
     /// Running in CI (`CI` set): nothing that should run may be skipped.
     pub ci: bool,
     /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case: any
-    /// spoke DIVE knows.
+    /// spoke DIVE knows. On a live target they must not clash on host ports (see
+    /// `coalition::clashes`); the reference gives every instance ephemeral ports, so there they may.
     pub spokes: Vec<String>,
     /// The user whose token the revocation scenario revokes (`DIVE_REVOKE_USER`): dedicated to
     /// it, because a revocation locks the user out until it expires.

@@ -177,6 +177,41 @@ fn live_spoke_urls_follow_the_port_table() {
 }
 
 #[test]
+fn live_spokes_that_clash_on_host_ports_are_refused() {
+    refused(
+        live(&[("DIVE_SPOKES", "EST,FRA,SVN")]),
+        "DIVE_SPOKES",
+        "EST and SVN both bind host port 8451 (EST keycloak https, SVN opa): one host cannot run that; leave out a spoke",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "MEX,AUT")]),
+        "DIVE_SPOKES",
+        "MEX and AUT both bind host ports 3114 (frontend), 4114 (backend)",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "HRV")]),
+        "DIVE_SPOKES",
+        "USA and HRV both bind host port 8085 (USA kas, HRV keycloak http)",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "BRA")]),
+        "DIVE_SPOKES",
+        "USA and BRA both bind host port 9093 (USA alertmanager, BRA kas)",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "BIH")]),
+        "DIVE_SPOKES",
+        "BIH binds host port 9091 (opa, kas) twice",
+    );
+}
+
+#[test]
+fn reference_spokes_may_share_dives_host_ports() {
+    // The reference binds ephemeral ports, so DIVE's clashes do not reach it.
+    assert!(cfg(&[("DIVE_SPOKES", "EST,SVN,MEX,AUT,HRV")]).is_ok());
+}
+
+#[test]
 fn insecure_needs_no_ca_and_secrets_do_not_print() {
     let c = live(&[
         ("DIVE_CA_CERT", ""),
