@@ -14,6 +14,15 @@ pub(super) fn live_config<'a>(
     allow_remote: bool,
     insecure: bool,
 ) -> Result<LiveConfig, ConfigError> {
+    // One host cannot bind a port twice, so DIVE cannot run spokes whose ports clash side by side
+    // (the reference can: its ports are ephemeral).
+    let site: Vec<&str> = std::iter::once(HUB).chain(spokes.iter().map(String::as_str)).collect();
+    if let Some(clash) = coalition::clashes(&site).into_iter().next() {
+        return Err(bad(
+            "DIVE_SPOKES",
+            format!("{clash}: one host cannot run that; leave out a spoke this line names"),
+        ));
+    }
     let root = PathBuf::from(
         get("DIVE_ROOT").ok_or_else(|| bad("DIVE_ROOT", "not set; point it at the DIVE checkout that holds ./dive"))?,
     );
@@ -62,19 +71,21 @@ pub(super) fn live_config<'a>(
     })
 }
 
-/// A spoke's backend: the contract's port table, overridable with `DIVE_SPOKE_<CODE>_BACKEND_URL`.
-/// (Tokens always come from the hub's Keycloak: the suite tests what hub-issued tokens do on spokes.)
+/// A spoke's backend: `https://localhost:<backend port>` by DIVE's port rules, overridable with
+/// `DIVE_SPOKE_<CODE>_BACKEND_URL`. (Tokens always come from the hub's Keycloak: the suite tests
+/// what hub-issued tokens do on spokes.)
 fn spoke_urls<'a>(
     get: &dyn Fn(&str) -> Option<&'a str>,
     code: &str,
     allow_remote: bool,
 ) -> Result<SpokeUrls, ConfigError> {
-    let offset = port_offset(code).unwrap_or_default();
+    let ports =
+        coalition::ports(code).ok_or_else(|| bad("DIVE_SPOKES", format!("`{code}` is not a code DIVE knows")))?;
     let backend_var = format!("DIVE_SPOKE_{code}_BACKEND_URL");
     let backend = url_var(
         get,
         &backend_var,
-        &format!("https://localhost:{}", 4000 + offset),
+        &format!("https://localhost:{}", ports.backend),
         allow_remote,
     )?;
     Ok(SpokeUrls {

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use reqwest::Url;
 
 use crate::infra::exec::Exec;
-use crate::vocab::coalition::{DEFAULT_TEST_PASSWORD, PORT_OFFSETS, port_offset};
+use crate::vocab::coalition::{self, DEFAULT_TEST_PASSWORD, HUB};
 
 /// What the tests run against.
 #[derive(Debug, Clone)]
@@ -135,7 +135,9 @@ pub struct Config {
     pub dry_run: bool,
     /// Running in CI (`CI` set): nothing that should run may be skipped.
     pub ci: bool,
-    /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case.
+    /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case: any
+    /// spoke DIVE knows. On a live target they must not clash on host ports (see
+    /// `coalition::clashes`); the reference gives every instance ephemeral ports, so there they may.
     pub spokes: Vec<String>,
     /// The user whose token the revocation scenario revokes (`DIVE_REVOKE_USER`): dedicated to
     /// it, because a revocation locks the user out until it expires.
@@ -299,33 +301,39 @@ impl Config {
     }
 }
 
+/// The spokes named in `DIVE_SPOKES`, in their canonical spelling: codes DIVE knows (NATO,
+/// partner, test or ISO 3166 alpha-3), each once, never the hub.
 fn spoke_codes(raw: &str) -> Result<Vec<String>, ConfigError> {
-    let codes: Vec<String> = raw
-        .split(',')
-        .map(|c| c.trim().to_uppercase())
-        .filter(|c| !c.is_empty())
-        .collect();
-    let known = || {
-        PORT_OFFSETS
-            .iter()
-            .skip(1)
-            .map(|(c, _)| *c)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    const EXAMPLE: &str = "such as TST,FRA,DEU";
+    let mut codes: Vec<String> = Vec::new();
+    for code in raw.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let Some(known) = coalition::canonical(code) else {
+            return Err(bad(
+                "DIVE_SPOKES",
+                format!(
+                    "`{code}` is not a code DIVE knows (NATO, partner, test or ISO 3166 alpha-3); name spokes {EXAMPLE}"
+                ),
+            ));
+        };
+        if known == HUB {
+            return Err(bad(
+                "DIVE_SPOKES",
+                format!("`{code}` is the hub, which every run has; name spokes only, {EXAMPLE}"),
+            ));
+        }
+        if codes.iter().any(|c| c == known) {
+            return Err(bad(
+                "DIVE_SPOKES",
+                format!("names `{known}` twice; name each spoke once"),
+            ));
+        }
+        codes.push(known.to_string());
+    }
     if codes.is_empty() {
         return Err(bad(
             "DIVE_SPOKES",
-            format!("lists no spoke; name one or more of {}", known()),
+            format!("lists no spoke; name one or more, {EXAMPLE}"),
         ));
-    }
-    for code in &codes {
-        if code == "USA" || port_offset(code).is_none() {
-            return Err(bad(
-                "DIVE_SPOKES",
-                format!("unknown spoke code `{code}`; use codes among {}", known()),
-            ));
-        }
     }
     Ok(codes)
 }

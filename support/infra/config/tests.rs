@@ -137,8 +137,19 @@ fn ca_bundle_must_exist_and_hold_a_certificate() {
 
 #[test]
 fn spokes_must_be_known_codes() {
-    fails_on(&[("DIVE_SPOKES", "TST,XYZ")], "DIVE_SPOKES", "unknown spoke code `XYZ`");
-    fails_on(&[("DIVE_SPOKES", "USA")], "DIVE_SPOKES", "unknown spoke code `USA`");
+    fails_on(
+        &[("DIVE_SPOKES", "TST,XYZ")],
+        "DIVE_SPOKES",
+        "`XYZ` is not a code DIVE knows (NATO, partner, test or ISO 3166 alpha-3)",
+    );
+    fails_on(
+        &[("DIVE_SPOKES", "FRAN")],
+        "DIVE_SPOKES",
+        "`FRAN` is not a code DIVE knows",
+    );
+    fails_on(&[("DIVE_SPOKES", "usa")], "DIVE_SPOKES", "`usa` is the hub");
+    fails_on(&[("DIVE_SPOKES", "FRA,fra")], "DIVE_SPOKES", "names `FRA` twice");
+    fails_on(&[("DIVE_SPOKES", " , ")], "DIVE_SPOKES", "lists no spoke");
     assert_eq!(
         cfg(&[("DIVE_SPOKES", "fra, deu")]).map(|c| c.spokes),
         Ok(vec!["FRA".to_string(), "DEU".to_string()])
@@ -146,14 +157,65 @@ fn spokes_must_be_known_codes() {
 }
 
 #[test]
-fn live_spoke_urls_follow_the_port_table() {
-    let c = live(&[("DIVE_SPOKES", "DEU")]).expect("valid live configuration");
-    let Target::Live(live) = &c.target else { panic!("live") };
+fn spokes_may_be_any_code_dive_knows() {
     assert_eq!(
-        live.spokes[0].backend.as_str(),
-        "https://localhost:4011/",
-        "DEU is 4011, not the plan's 4008"
+        cfg(&[("DIVE_SPOKES", "alb,Nzl,SEC,bra,twn")]).map(|c| c.spokes),
+        Ok(["ALB", "NZL", "SEC", "BRA", "TWN"].map(String::from).to_vec())
     );
+}
+
+#[test]
+fn live_spoke_urls_follow_the_port_table() {
+    let c = live(&[("DIVE_SPOKES", "DEU,tst,CHE")]).expect("valid live configuration");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    let backends: Vec<_> = live
+        .spokes
+        .iter()
+        .map(|s| (s.code.as_str(), s.backend.as_str()))
+        .collect();
+    assert_eq!(
+        backends,
+        [
+            ("DEU", "https://localhost:4011/"), // not the plan's 4008, which is EST
+            ("TST", "https://localhost:4200/"),
+            ("CHE", "https://localhost:4088/"),
+        ]
+    );
+}
+
+#[test]
+fn live_spokes_that_clash_on_host_ports_are_refused() {
+    refused(
+        live(&[("DIVE_SPOKES", "EST,FRA,SVN")]),
+        "DIVE_SPOKES",
+        "EST and SVN both bind host port 8451 (EST keycloak https, SVN opa): one host cannot run that; leave out a spoke",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "MEX,AUT")]),
+        "DIVE_SPOKES",
+        "MEX and AUT both bind host ports 3114 (frontend), 4114 (backend)",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "HRV")]),
+        "DIVE_SPOKES",
+        "USA and HRV both bind host port 8085 (USA kas, HRV keycloak http)",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "BRA")]),
+        "DIVE_SPOKES",
+        "USA and BRA both bind host port 9093 (USA alertmanager, BRA kas)",
+    );
+    refused(
+        live(&[("DIVE_SPOKES", "BIH")]),
+        "DIVE_SPOKES",
+        "BIH binds host port 9091 (opa, kas) twice",
+    );
+}
+
+#[test]
+fn reference_spokes_may_share_dives_host_ports() {
+    // The reference binds ephemeral ports, so DIVE's clashes do not reach it.
+    assert!(cfg(&[("DIVE_SPOKES", "EST,SVN,MEX,AUT,HRV")]).is_ok());
 }
 
 #[test]
