@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use crate::deployment::instance::Instance;
 use crate::deployment::traffic::Pump;
 use crate::infra::poll::{eventually, holds_for};
+use crate::scenario::diagnose::{self, AuthorizationBroke};
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::health::{Detailed, Overall};
 use crate::vocab::units::secs;
 
 impl Scenario {
-    /// Waits until the overall status of `inst` is `want`; prints how long that took. On timeout
-    /// returns the last health seen, for the caller's diagnosis.
+    /// Waits until the overall status of `inst` is `want`, answered with the HTTP code DIVE gives
+    /// it; prints how long that took. On timeout returns the last health seen, for the caller's
+    /// diagnosis.
     pub async fn status_reaches(
         &mut self,
         inst: &Instance,
@@ -33,7 +35,7 @@ impl Scenario {
         ));
         let reached = eventually(&what, TICK, deadline, || async {
             let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
-            let done = d.status == want;
+            let done = d.is(want);
             let summary = d.summary();
             last.replace(Some(d));
             if done { Ok(()) } else { Err(summary) }
@@ -53,14 +55,11 @@ impl Scenario {
     }
 
     /// For `window`, authorization must keep answering (200/403, never 5xx or silence) and the
-    /// status must never be unhealthy. `Err` says what broke, for the caller's finding.
-    pub async fn authorization_answers(
-        &mut self,
-        inst: &Instance,
-        pump: &Pump,
-        window: Duration,
-    ) -> Result<(), String> {
+    /// status must never be unhealthy while only `down` (non-critical services) are down. When it
+    /// breaks, records the diagnosis and returns false.
+    pub async fn authorization_answers(&mut self, inst: &Instance, pump: &Pump, window: Duration, down: &str) -> bool {
         let since = Instant::now();
+        let last: RefCell<Option<Detailed>> = RefCell::new(None);
         let what = format!("{} authorization answering and status not unhealthy", inst.code);
         self.probing(format!(
             "GET {}/detailed every {} for {}: {what}",
@@ -71,6 +70,7 @@ impl Scenario {
         let held = holds_for(&what, TICK, window, || async {
             let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
             let t = pump.tally_since(since);
+            last.replace(Some(d.clone()));
             if d.status == Overall::Unhealthy {
                 Err(format!("status {}", d.summary()))
             } else if t.server_error > 0 || t.no_answer > 0 {
@@ -81,13 +81,20 @@ impl Scenario {
         })
         .await;
         let tally = pump.tally_since(since);
-        match held {
+        let what_broke = match held {
             Ok(_) if tally.decided > 0 => {
                 self.report(format!("held for {}: {what} ({tally})", secs(window)));
-                Ok(())
+                return true;
             }
-            Ok(_) => Err(format!("no request was decided within {} ({tally})", secs(window))),
-            Err(broke) => Err(broke.to_string()),
-        }
+            Ok(_) => format!("no request was decided within {} ({tally})", secs(window)),
+            Err(broke) => broke.to_string(),
+        };
+        let broke = AuthorizationBroke {
+            what: what_broke,
+            traffic: tally,
+            health: last.into_inner(),
+        };
+        self.finding(diagnose::authorization_broke(&format!("with only {down} down"), &broke));
+        false
     }
 }

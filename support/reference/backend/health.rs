@@ -80,7 +80,7 @@ impl Backend {
             },
             blacklist_redis,
         };
-        let status = overall(&services, self.cfg.behaviour.keycloak_down_degrades);
+        let status = overall(&services, &self.cfg.behaviour);
         self.record_health_gauges(&services);
         let breakers = Breakers {
             opa: self.stats(Breaker::Opa),
@@ -100,6 +100,7 @@ impl Backend {
             services: Some(services),
             circuit_breakers: Some(breakers),
             error: None,
+            http_code: None,
         };
         (code, body)
     }
@@ -157,11 +158,13 @@ pub(super) fn classify(result: Result<(), String>, took: Duration, up_within: Du
 }
 
 /// DIVE's overall status (contract section 2), with Keycloak `down` degrading only where the
-/// profile fixes D6.
-pub(super) fn overall(s: &Services, keycloak_down_degrades: bool) -> Overall {
-    if s.mongodb.status == Probe::Down || s.opa.status == Probe::Down {
+/// profile fixes D6, and OPA `down` ignored under R17.
+pub(super) fn overall(s: &Services, behaviour: &Behaviour) -> Overall {
+    let opa_down = s.opa.status == Probe::Down && !behaviour.opa_down_ignored;
+    if s.mongodb.status == Probe::Down || opa_down {
         return Overall::Unhealthy;
     }
+    let keycloak_down_degrades = behaviour.keycloak_down_degrades;
     let slow = [&s.mongodb, &s.opa, &s.keycloak]
         .iter()
         .any(|h| h.status == Probe::Degraded);
