@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod behaviour;
 pub mod breaker;
+pub mod container;
 pub mod deploy;
 pub mod live_shaped;
 pub mod monitoring;
