@@ -274,7 +274,7 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
         base("HighCircuitBreakerRejects", &other),
     ];
     mon.alertmanager.post(&alerts).await.map_err(Finding::precondition)?;
-    let window = mon.scrape_interval() * 2 + Duration::from_secs(2);
+    let window = s.budget_of("4.3-inhibit judged").limit;
     let seen = eventually("synthetic pair judged", TICK, window, async || {
         let target = mon
             .am_alerts("HighCircuitBreakerRejects", &[("exported_service", this.as_str())])

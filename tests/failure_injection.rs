@@ -61,11 +61,20 @@ async fn critical_status(s: &mut Scenario, hub: &Instance, name: &str, breaker: 
 
 /// 4.1-redis: cache Redis stopped -> status degraded, never unhealthy; authorization answers.
 async fn redis_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    redis_stopped_with(d, s, None).await
+}
+
+/// 4.1-redis, with `also` (if any) stopped too.
+async fn redis_stopped_with(d: &Deployment, s: &mut Scenario, also: Option<Service>) -> Result<(), Finding> {
     let hub = d.hub();
     let window = s.budget_of("4.1-redis window");
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let redis = s.fault(hub, Service::CacheRedis, FaultKind::Stop).await?;
+    let other = match also {
+        Some(service) => Some(s.fault(hub, service, FaultKind::Stop).await?),
+        None => None,
+    };
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, window.deadline()).await {
         let seen = last.map_or("no answer".to_string(), |d| d.summary());
         s.finding(Finding::fail(format!(
@@ -74,6 +83,9 @@ async fn redis_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> 
     }
     s.authorization_answers(hub, &traffic, window.limit, "the cache Redis")
         .await;
+    if let Some(other) = other {
+        s.restore(other).await?;
+    }
     s.restore(redis).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
@@ -154,6 +166,28 @@ async fn self_check_opa_scenario_names_a_healthy_status_with_opa_down() {
         run_on(deployment, "4.1-opa", opa_stopped)
             .await
             .must_fail_naming(&[Defect::R17])
+    );
+}
+
+/// Mutated evidence: the answers of 5xx come from MongoDB, stopped alongside the cache Redis, on a
+/// DIVE whose cache outage alone breaks nothing. R1 must not be named.
+#[tokio::test]
+async fn server_errors_the_cache_did_not_cause_are_not_r1() {
+    let deployment = Deployment::reference(Profile::Intended).await;
+    let verdict = run_on(deployment, "4.1-redis", async |d: &Deployment, s: &mut Scenario| {
+        redis_stopped_with(d, s, Some(Service::Mongodb)).await
+    })
+    .await;
+    let failures = verdict.failures();
+    assert!(
+        failures.iter().any(|f| f.message.contains("authorization broke")),
+        "authorization broke, with MongoDB down: {:?}",
+        verdict.findings
+    );
+    assert!(
+        failures.iter().all(|f| f.defect != Some(Defect::R1)),
+        "no R1 without its evidence: {:?}",
+        verdict.findings
     );
 }
 

@@ -42,10 +42,15 @@ async fn federation_is_up(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
 /// refused after the blacklist store restarts. The revoked user is dedicated to this scenario
 /// and its lock-out is lifted afterwards.
 async fn revocation_reaches_every_spoke(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    revocation_while_down(d, s, None).await
+}
+
+/// 5.1-revoke, with the whole stack of spoke `down` (if any) stopped just before the revocation.
+async fn revocation_while_down(d: &Deployment, s: &mut Scenario, down: Option<&str>) -> Result<(), Finding> {
     let user = must_config().revoke_user.clone();
     // In the ledger before the revocation: a panic, Ctrl-C or a killed run still lifts it.
     let lockout = d.hub().lockout(&user)?;
-    let result = revoke_and_check(d, s, &user).await;
+    let result = revoke_and_check(d, s, &user, down).await;
     if let Err(e) = lockout.lift().await {
         s.finding(Finding::fail(format!(
             "could not lift the revocation of {user}: {e}; it expires with the token"
@@ -54,7 +59,7 @@ async fn revocation_reaches_every_spoke(d: &Deployment, s: &mut Scenario) -> Res
     result
 }
 
-async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str) -> Result<(), Finding> {
+async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str, down: Option<&str>) -> Result<(), Finding> {
     let (hub, budget) = (d.hub(), s.budget());
     let everyone: Vec<&Instance> = d.instances().iter().collect();
     for inst in &everyone {
@@ -69,17 +74,24 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str) -> Resul
             )));
         }
     }
+    let outage = match down {
+        Some(code) => Some(s.fault(d.instance(code)?, Service::Stack, FaultKind::Stop).await?),
+        None => None,
+    };
     let revoked = hub.revoke(&token).await?;
     s.event(format!(
         "revoked token {} of {} on the hub",
         revoked.jti, revoked.unique_id
     ));
     let hub_enforces = s.rejected_everywhere(&everyone, &token, budget).await;
+    let hub_missed = hub_enforces
+        .iter()
+        .find(|(c, _)| *c == hub.code)
+        .and_then(|(_, r)| r.as_ref().err());
     for (code, result) in &hub_enforces {
-        let Err(seen) = result else { continue };
+        let Err(missed) = result else { continue };
         let listed = d.instance(code)?.lists_revoked(&revoked.jti).await;
-        let hub_refuses = hub_enforces.iter().any(|(c, r)| *c == hub.code && r.is_ok());
-        s.finding(diagnose::revoked_token_accepted(code, hub_refuses, &listed, seen));
+        s.finding(diagnose::revoked_token_not_refused(code, missed, hub_missed, &listed));
     }
     let enforcing: Vec<&Instance> = everyone
         .iter()
@@ -89,11 +101,15 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str) -> Resul
     let store = s.fault(hub, Service::RevocationStore, FaultKind::Stop).await?;
     s.restore(store).await?;
     for (code, result) in s.rejected_everywhere(&enforcing, &token, budget).await {
-        if let Err(seen) = result {
+        if let Err(missed) = result {
             s.finding(Finding::fail(format!(
-                "after the blacklist store restarted, {code} accepts the revoked token again: {seen}"
+                "after the blacklist store restarted, {code} no longer refuses the revoked token: {}",
+                missed.seen
             )));
         }
+    }
+    if let Some(outage) = outage {
+        s.restore(outage).await?;
     }
     Ok(())
 }
@@ -254,6 +270,28 @@ async fn self_check_revocation_names_the_spoke_with_its_own_store() {
     assert!(
         named.iter().all(|m| m.starts_with(spoke)),
         "the finding names {spoke}: {named:?}"
+    );
+}
+
+/// Mutated evidence: FRA fails to refuse the revoked token only because it is down. Neither
+/// R4 (its own store) nor D5 (revocation not enforced) may be named.
+#[tokio::test]
+async fn a_spoke_that_is_down_is_not_blamed_on_its_store_or_on_revocation() {
+    let deployment = Deployment::reference_federation(Profile::Intended, &[]).await;
+    let verdict = run_on(deployment, "5.1-revoke", async |d: &Deployment, s: &mut Scenario| {
+        revocation_while_down(d, s, Some("FRA")).await
+    })
+    .await;
+    let failures = verdict.failures();
+    assert!(
+        failures.iter().any(|f| f.message.starts_with("FRA never refused")),
+        "FRA's silence is the failure: {:?}",
+        verdict.findings
+    );
+    assert!(
+        failures.iter().all(|f| f.defect.is_none()),
+        "no tag without its evidence: {:?}",
+        verdict.findings
     );
 }
 

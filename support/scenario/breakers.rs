@@ -59,7 +59,10 @@ impl Scenario {
             }
             Err(timeout) => {
                 self.event(timeout.to_string());
-                let last = last.into_inner();
+                let last = match last.into_inner() {
+                    Some(d) => Some(d),
+                    None => self.patient_read(inst).await.map(|(d, _)| d),
+                };
                 let stats = last.as_ref().and_then(|d| d.circuit_breakers).map(|b| b.get(breaker));
                 let dependency = last.as_ref().and_then(|d| diagnose::dependency_status(d, breaker));
                 let tally = pump.tally_since(since);

@@ -254,19 +254,43 @@ pub fn spoke_refuses_hub_token(code: &str, answer: &Result<bool, String>) -> Fin
     }
 }
 
-/// An instance that kept accepting a revoked token: the hub itself does not refuse it (D5), or
-/// the instance's own revocation store does not hold it (R4), or neither explains it.
-pub fn revoked_token_accepted(
+/// An instance that did not refuse a revoked token in time.
+#[derive(Debug, Clone)]
+pub struct NotRefused {
+    /// Its last answer accepted the token; false when it did not answer, or answered otherwise.
+    pub accepted: bool,
+    pub seen: String,
+}
+
+/// An instance that did not refuse a revoked token: it and the hub kept accepting it (D5: the hub
+/// itself does not enforce revocation), or it kept accepting it while the hub refused and its own
+/// revocation store does not hold it (R4), or something else (no answer) that names neither.
+/// `hub` is the hub's own result: `None` when the hub refused the token in time.
+pub fn revoked_token_not_refused(
     code: &str,
-    hub_refuses: bool,
+    it: &NotRefused,
+    hub: Option<&NotRefused>,
     store_lists: &Result<bool, String>,
-    seen: &str,
 ) -> Finding {
-    if !hub_refuses {
+    let seen = &it.seen;
+    if !it.accepted {
         return Finding::fail(format!(
-            "{code} kept accepting the revoked token and so did the hub: revocation is not enforced on requests ({seen})"
-        ))
-        .defect(Defect::D5);
+            "{code} never refused the revoked token, but it did not accept it either ({seen})"
+        ));
+    }
+    match hub {
+        Some(hub) if hub.accepted => {
+            return Finding::fail(format!(
+                "{code} kept accepting the revoked token and so did the hub: revocation is not enforced on requests ({seen})"
+            ))
+            .defect(Defect::D5);
+        }
+        Some(_) => {
+            return Finding::fail(format!(
+                "{code} kept accepting the revoked token while the hub did not answer its own check ({seen})"
+            ));
+        }
+        None => {}
     }
     match store_lists {
         Ok(false) => Finding::fail(format!(
@@ -567,17 +591,32 @@ mod tests {
 
     #[test]
     fn d5_when_the_hub_accepts_it_too_r4_when_the_spokes_store_lacks_it() {
+        let accepting = NotRefused {
+            accepted: true,
+            seen: "still accepted (HTTP 200)".to_string(),
+        };
+        let silent = NotRefused {
+            accepted: false,
+            seen: "no answer".to_string(),
+        };
+        let named = |it: &NotRefused, hub: Option<&NotRefused>, store: Result<bool, String>| {
+            revoked_token_not_refused("FRA", it, hub, &store).defect
+        };
+        assert_eq!(named(&accepting, Some(&accepting), Ok(false)), Some(Defect::D5));
+        assert_eq!(named(&accepting, None, Ok(false)), Some(Defect::R4));
+        assert_eq!(named(&accepting, None, Ok(true)), None, "its store lists it");
+        let unasked = named(&accepting, None, Err("no answer".to_string()));
+        assert_eq!(unasked, None, "a store that could not be asked proves nothing");
         assert_eq!(
-            revoked_token_accepted("FRA", false, &Ok(false), "200").defect,
-            Some(Defect::D5)
+            named(&silent, None, Ok(false)),
+            None,
+            "a spoke that did not answer accepted nothing"
         );
         assert_eq!(
-            revoked_token_accepted("FRA", true, &Ok(false), "200").defect,
-            Some(Defect::R4)
+            named(&accepting, Some(&silent), Ok(false)),
+            None,
+            "a silent hub enforces nothing either way"
         );
-        assert_eq!(revoked_token_accepted("FRA", true, &Ok(true), "200").defect, None);
-        let unasked = revoked_token_accepted("FRA", true, &Err("no answer".to_string()), "200");
-        assert_eq!(unasked.defect, None, "a store that could not be asked proves nothing");
     }
 
     #[test]

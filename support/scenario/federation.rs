@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::deployment::instance::Instance;
 use crate::infra::poll::{eventually, holds_for};
-use crate::scenario::diagnose::{self, NotListed, TokensRefused};
+use crate::scenario::diagnose::{self, NotListed, NotRefused, TokensRefused};
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
@@ -14,13 +14,13 @@ use crate::vocab::units::secs;
 impl Scenario {
     /// Polls every instance concurrently until it stops accepting `token`, each measured with
     /// millisecond precision against `budget`. Returns, per instance, the latency or what it last
-    /// saw; the caller turns a miss into a finding.
+    /// answered; the caller turns a miss into a finding.
     pub async fn rejected_everywhere(
         &mut self,
         instances: &[&Instance],
         token: &str,
         budget: Budget,
-    ) -> Vec<(String, Result<Duration, String>)> {
+    ) -> Vec<(String, Result<Duration, NotRefused>)> {
         // 50 ms keeps each instance under 20 requests/s.
         const FAST_TICK: Duration = Duration::from_millis(50);
         let names: Vec<&str> = instances.iter().map(|i| i.code.as_str()).collect();
@@ -40,18 +40,22 @@ impl Scenario {
                     let deadline = budget.deadline();
                     tasks.spawn_local(async move {
                         let what = format!("{} rejecting the revoked token", access.code);
+                        let accepted = Cell::new(false);
                         let rejected = eventually(&what, FAST_TICK, deadline, async || {
-                            match access.accepts(&token).await {
+                            let answer = access.accepts(&token).await;
+                            accepted.set(answer == Ok(true));
+                            match answer {
                                 Ok(false) => Ok(()),
                                 Ok(true) => Err("still accepted (HTTP 200)".to_string()),
                                 Err(e) => Err(e),
                             }
+                        })
+                        .await;
+                        let result = rejected.map(|m| m.elapsed).map_err(|t| NotRefused {
+                            accepted: accepted.get(),
+                            seen: t.to_string(),
                         });
-                        (
-                            order,
-                            access.code.clone(),
-                            rejected.await.map(|m| m.elapsed).map_err(|t| t.to_string()),
-                        )
+                        (order, access.code.clone(), result)
                     });
                 }
                 tasks.join_all().await

@@ -292,7 +292,7 @@ impl Scenario {
     /// under traffic (D7), so the postcheck drives it, bounded by the slowest breaker's timeout.
     pub async fn postcheck(&mut self, inst: &Instance, traffic: &Pump) {
         let started = Instant::now();
-        let deadline = self.budget_of("steady state").limit + Duration::from_secs(3);
+        let deadline = self.budget_of("steady state").limit;
         let settled = self.steady(inst, deadline).await;
         let postcheck = EventKind::Postcheck {
             instance: inst.code.clone(),

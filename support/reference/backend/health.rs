@@ -20,10 +20,13 @@ impl Backend {
             let mut last = String::new();
             loop {
                 retry.tick().await;
-                match self.get_ok(url.clone(), patience).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.contains("connect") => last = e,
-                    Err(e) => return Err(if last.is_empty() { e } else { last }),
+                match self.client.get(url.clone()).timeout(patience).send().await {
+                    Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) => return Err(format!("HTTP {}", r.status())),
+                    // A stopped server refuses connections: the driver keeps selecting a server
+                    // until its patience runs out, as DIVE's does.
+                    Err(e) if e.is_connect() => last = e.to_string(),
+                    Err(e) => return Err(if last.is_empty() { e.to_string() } else { last }),
                 }
             }
         })
