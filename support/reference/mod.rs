@@ -7,6 +7,7 @@ pub mod backend;
 pub mod behaviour;
 pub mod breaker;
 pub mod deploy;
+pub mod keys;
 pub mod monitoring;
 pub mod pki;
 pub mod ports;
@@ -101,6 +102,7 @@ impl Reference {
             .enable_all()
             .build()
             .map_err(|e| format!("reference runtime: {e}"))?;
+        crate::infra::crypto::install();
         let pki = pki::Pki::generate()?;
         let (cert, key) = (
             pki.leaf_cert_pem.clone().into_bytes(),
