@@ -108,8 +108,12 @@ pub struct LiveConfig {
     pub prometheus: Url,
     /// DIVE's AlertManager (`ALERTMANAGER_URL`).
     pub alertmanager: Url,
-    /// The backend URL of each spoke in `Config::spokes`.
+    /// The backend URL of each spoke in `Config::spokes`; with `discover_spokes`, of every spoke
+    /// DIVE knows, from which the deployment keeps those that run.
     pub spokes: Vec<SpokeUrls>,
+    /// `DIVE_SPOKES=all`: the spokes are those whose containers run, cross-checked against the
+    /// hub's federation registry when the deployment starts.
+    pub discover_spokes: bool,
     /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
     pub deploy: bool,
     /// `DIVE_REVOCATION_STORE`: the store's container, when the hub backend's
@@ -138,6 +142,8 @@ pub struct Config {
     /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case: any
     /// spoke DIVE knows. On a live target they must not clash on host ports (see
     /// `coalition::clashes`); the reference gives every instance ephemeral ports, so there they may.
+    /// `all` is every NATO spoke on the reference, and on a live target none here: the live
+    /// deployment finds the spokes DIVE runs (`LiveConfig::discover_spokes`).
     pub spokes: Vec<String>,
     /// The user whose token the revocation scenario revokes (`DIVE_REVOKE_USER`): dedicated to
     /// it, because a revocation locks the user out until it expires.
@@ -193,7 +199,14 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
 
-        let spokes = spoke_codes(get("DIVE_SPOKES").unwrap_or("TST,FRA,DEU"))?;
+        // `all`: on a live target the spokes DIVE has deployed, found when the deployment starts; on
+        // the reference, every NATO spoke.
+        let all_spokes = get("DIVE_SPOKES").is_some_and(|s| s.trim().eq_ignore_ascii_case("all"));
+        let mut spokes = if all_spokes {
+            coalition::nato_spokes().map(str::to_string).collect()
+        } else {
+            spoke_codes(get("DIVE_SPOKES").unwrap_or("TST,FRA,DEU"))?
+        };
         let target = match get("DIVE_TARGET").unwrap_or("reference") {
             "reference" => {
                 let profile = match get("DIVE_PROFILE").unwrap_or("intended") {
@@ -230,7 +243,16 @@ impl Config {
                         ));
                     }
                 }
-                Target::Live(Box::new(live::live_config(&get, &spokes, allow_remote, insecure)?))
+                if all_spokes {
+                    spokes.clear();
+                }
+                Target::Live(Box::new(live::live_config(
+                    &get,
+                    &spokes,
+                    all_spokes,
+                    allow_remote,
+                    insecure,
+                )?))
             }
             other => {
                 return Err(bad(

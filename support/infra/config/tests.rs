@@ -165,6 +165,18 @@ fn spokes_may_be_any_code_dive_knows() {
 }
 
 #[test]
+fn all_spokes_is_every_nato_spoke_on_the_reference_and_found_on_a_live_target() {
+    let spokes = cfg(&[("DIVE_SPOKES", "all")]).map(|c| c.spokes).expect("valid");
+    assert_eq!(spokes.len(), 31);
+    assert_eq!((spokes[0].as_str(), spokes[30].as_str()), ("ALB", "GBR"));
+    let c = live(&[("DIVE_SPOKES", "ALL")]).expect("valid live configuration");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    // None named: every code DIVE knows is a candidate, kept when its container runs.
+    assert!(c.spokes.is_empty() && live.discover_spokes);
+    assert_eq!(live.spokes.len(), 208);
+}
+
+#[test]
 fn live_spoke_urls_follow_the_port_table() {
     let c = live(&[("DIVE_SPOKES", "DEU,tst,CHE")]).expect("valid live configuration");
     let Target::Live(live) = &c.target else { panic!("live") };
