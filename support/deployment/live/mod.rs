@@ -1,6 +1,7 @@
 //! A live DIVE on this machine, as a [`Deployment`]: its instances found by probing (health base),
 //! its secrets read from its containers, deploys through `./dive`. [`control`] faults it.
 
+pub mod check;
 pub mod control;
 
 use std::sync::Arc;

@@ -195,6 +195,17 @@ impl Config {
             }
         };
         let (allow_remote, insecure) = (flag("DIVE_ALLOW_REMOTE")?, flag("DIVE_TLS_INSECURE")?);
+        if let Some(id) = get("DIVE_RUN_ID")
+            && (id.starts_with('.')
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(bad(
+                "DIVE_RUN_ID",
+                format!("`{id}` names a folder: use letters, digits, '-', '_' and '.' (not first) only"),
+            ));
+        }
         let state_dir = get("DIVE_STATE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
@@ -286,13 +297,18 @@ impl Config {
             dry_run: flag("DIVE_DRY_RUN")?,
             spokes,
             revoke_user: get("DIVE_REVOKE_USER").unwrap_or("testuser-usa-5").to_string(),
-            run_id: get("NEXTEST_RUN_ID").map(str::to_string).unwrap_or_else(|| {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                format!("{secs}-{}", std::process::id())
-            }),
+            // DIVE_RUN_ID: one run folder for several test processes (scripts/live runs each
+            // scenario on its own and wants one summary).
+            run_id: get("DIVE_RUN_ID")
+                .or(get("NEXTEST_RUN_ID"))
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    format!("{secs}-{}", std::process::id())
+                }),
             docker_socket: get("DOCKER_HOST")
                 .and_then(|h| h.strip_prefix("unix://"))
                 .map(PathBuf::from)

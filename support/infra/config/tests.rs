@@ -243,3 +243,13 @@ fn insecure_needs_no_ca_and_secrets_do_not_print() {
     assert!(!format!("{c:?}").contains("hunter2"));
     fails_on(&[("DIVE_TLS_INSECURE", "yes")], "DIVE_TLS_INSECURE", "is not a flag");
 }
+
+#[test]
+fn a_run_id_names_one_folder_inside_the_state_folder() {
+    assert_eq!(
+        cfg(&[("DIVE_RUN_ID", "live-2026")]).map(|c| c.run_id),
+        Ok("live-2026".to_string())
+    );
+    fails_on(&[("DIVE_RUN_ID", "../elsewhere")], "DIVE_RUN_ID", "names a folder");
+    fails_on(&[("DIVE_RUN_ID", "..")], "DIVE_RUN_ID", "names a folder");
+}
