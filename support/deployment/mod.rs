@@ -9,6 +9,7 @@ pub mod live;
 pub mod monitors;
 pub mod promtool;
 pub mod rehearsal;
+pub mod silences;
 pub mod traffic;
 
 use std::any::Any;

@@ -11,6 +11,7 @@ use reqwest::{Method, Url};
 
 use crate::deployment::instance::{Credentials, DecisionClock, Instance};
 use crate::deployment::monitors::Monitors;
+use crate::deployment::silences::Silences;
 use crate::deployment::{Deployment, sweep_ledger};
 use crate::fault::Control;
 use crate::fault::ledger::Ledger;
@@ -58,7 +59,19 @@ impl Deployment {
         };
         let prometheus = answering_scheme(&http, &live.prometheus, "/-/ready").await;
         let alertmanager = answering_scheme(&http, &live.alertmanager, "/-/ready").await;
-        let monitors = Monitors::live(&prometheus, &alertmanager, http.clone(), &live.root, config.time_scale);
+        let mut monitors = Monitors::live(&prometheus, &alertmanager, http.clone(), &live.root, config.time_scale);
+        let silences = if live.silence_alerts {
+            let ledger = Ledger::new(&config.state_dir);
+            let held = Silences::create(&monitors.alertmanager, &ledger, &live.trust, &config.run_id)
+                .await
+                .map_err(|e| {
+                    Finding::precondition(format!("DIVE_SILENCE_ALERTS=1 but no silence could be made: {e}"))
+                })?;
+            monitors.silence = Some(held.id().to_string());
+            Some(held)
+        } else {
+            None
+        };
         let store = revocation_store(&live.container_runtime, live.revocation_store.as_deref()).await;
         let dive = Dive::new(&live.root, &config.dive_leaky_vars);
         let control: Arc<dyn Control> = Arc::new(LiveControl::new(
@@ -139,7 +152,11 @@ impl Deployment {
             cli: live.deploy.then_some(dive),
             live: true,
             dive_root: Some(live.root.clone()),
-            keep: vec![Box::new(lock)],
+            // Dropped in order: the silence expires before the lock goes.
+            keep: match silences {
+                Some(held) => vec![Box::new(held), Box::new(lock)],
+                None => vec![Box::new(lock)],
+            },
             coalition,
         })
     }

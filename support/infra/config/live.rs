@@ -66,6 +66,16 @@ pub(super) fn live_config<'a>(
             .collect::<Result<_, _>>()?,
         discover_spokes,
         revocation_store: get("DIVE_REVOCATION_STORE").map(str::to_string),
+        silence_alerts: match get("DIVE_SILENCE_ALERTS") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(bad(
+                    "DIVE_SILENCE_ALERTS",
+                    format!("`{other}` is not a flag; use 1 to silence the alerts a run induces"),
+                ));
+            }
+        },
         deploy: match get("DIVE_LIVE_DEPLOY") {
             None | Some("0") => false,
             Some("1") => true,

@@ -116,6 +116,9 @@ pub struct LiveConfig {
     pub discover_spokes: bool,
     /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
     pub deploy: bool,
+    /// `DIVE_SILENCE_ALERTS=1`: each test silences the catalogue's alerts in DIVE's AlertManager
+    /// while it runs (see `deployment::silences`).
+    pub silence_alerts: bool,
     /// `DIVE_REVOCATION_STORE`: the store's container, when the hub backend's
     /// `BLACKLIST_REDIS_URL` does not lead to it.
     pub revocation_store: Option<String>,
