@@ -5,6 +5,7 @@
 // The one module allowed to read the environment (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod file;
 mod live;
 #[cfg(test)]
 mod tests;
@@ -189,6 +190,21 @@ fn bad(var: &str, problem: impl Into<String>) -> ConfigError {
 impl Config {
     /// Reads the configuration from `vars` (the process environment in [`config`]; a map in tests).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        // DIVE_CONFIG: a file's settings first, then every variable that is set wins over them.
+        let merged;
+        let vars = match vars.get("DIVE_CONFIG").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            Some(path) => {
+                let mut from_file = file::vars_of(Path::new(path))?;
+                from_file.extend(
+                    vars.iter()
+                        .filter(|(_, v)| !v.trim().is_empty())
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+                merged = from_file;
+                &merged
+            }
+            None => vars,
+        };
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let flag = |name: &'static str| -> Result<bool, ConfigError> {
             match get(name) {

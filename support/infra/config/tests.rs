@@ -253,3 +253,51 @@ fn a_run_id_names_one_folder_inside_the_state_folder() {
     fails_on(&[("DIVE_RUN_ID", "../elsewhere")], "DIVE_RUN_ID", "names a folder");
     fails_on(&[("DIVE_RUN_ID", "..")], "DIVE_RUN_ID", "names a folder");
 }
+
+#[test]
+fn a_configuration_file_sets_what_the_environment_does_not() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dive-live.example.toml");
+    let example = example.display().to_string();
+    let c = live(&[
+        ("DIVE_CONFIG", &example),
+        ("HUB_KEYCLOAK_URL", "https://127.0.0.1:9443"),
+    ])
+    .expect("the example, its checkout and CA overridden by variables");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    assert_eq!(live.hub_backend.as_str(), "https://localhost:4000/");
+    // The environment wins over the file.
+    assert_eq!(live.hub_keycloak.as_str(), "https://127.0.0.1:9443/");
+    assert!(live.silence_alerts);
+    assert_eq!(c.spokes, ["DEU", "FRA"]);
+    let backends: Vec<_> = live
+        .spokes
+        .iter()
+        .map(|s| (s.code.as_str(), s.backend.as_str()))
+        .collect();
+    assert_eq!(
+        backends,
+        [("DEU", "https://localhost:4011/"), ("FRA", "https://localhost:4010/")]
+    );
+    assert_eq!(c.revoke_user, "testuser-usa-5");
+
+    let dir = std::env::temp_dir().join(format!("dive-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp folder");
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[hub]\nbackend_url = \"https://localhost:4000\"\n").expect("written");
+    let typo = typo.display().to_string();
+    fails_on(
+        &[("DIVE_CONFIG", &typo)],
+        "DIVE_CONFIG",
+        "unknown key `hub.backend_url`",
+    );
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "target = \n").expect("written");
+    let broken = broken.display().to_string();
+    fails_on(&[("DIVE_CONFIG", &broken)], "DIVE_CONFIG", "is not valid TOML");
+    fails_on(
+        &[("DIVE_CONFIG", "/nonexistent/dive.toml")],
+        "DIVE_CONFIG",
+        "cannot read",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
