@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use dive_resilience::infra::config::must_config;
 use dive_resilience::prelude::*;
+use dive_resilience::scenario::trust::{Identity, revocation_evidence, revoked_still_accepted};
 use dive_resilience::vocab::units::secs;
 
 /// 5.1-deploy: hub and every spoke up and healthy; the hub hears every spoke; hub tokens work on
@@ -80,20 +81,24 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str) -> Resul
         revoked.jti, revoked.unique_id
     ));
     let hub_enforces = s.rejected_everywhere(&everyone, &token, budget).await;
+    let own = Identity::of_token(&token).map_err(Finding::precondition)?;
     for (code, result) in &hub_enforces {
         let Err(seen) = result else { continue };
         let inst = d.instance(code)?;
         let listed = inst.lists_revoked(&revoked.jti).await.unwrap_or(false);
         let hub_refuses = hub_enforces.iter().any(|(c, r)| c == "USA" && r.is_ok());
-        s.finding(if !hub_refuses {
-            Finding::fail(format!("{code} kept accepting the revoked token: revocation is not enforced on requests ({seen})"))
-                .defect(Defect::D5)
-        } else if !listed {
-            Finding::fail(format!("{code} kept accepting the revoked token and its blacklist store does not hold it: {code} does not share the hub's store ({seen})"))
-                .defect(Defect::R4)
-        } else {
-            Finding::fail(format!("{code} kept accepting the revoked token although its store lists it ({seen})"))
-        });
+        // Whom the revoked token is answered as, and whether a forgery of its header and issuer
+        // passes too: D11's evidence, told apart from D5's.
+        let (answered, forged) = revocation_evidence(inst, &token).await;
+        s.finding(revoked_still_accepted(
+            code,
+            seen,
+            hub_refuses,
+            listed,
+            &own,
+            answered.as_ref(),
+            forged.as_ref(),
+        ));
     }
     let enforcing: Vec<&Instance> = everyone
         .iter()
@@ -258,6 +263,29 @@ async fn self_check_revocation_names_d5_on_dive_v15a() {
     run_on(deployment, "5.1-revoke", revocation_reaches_every_spoke)
         .await
         .must_fail_naming(&[Defect::D5]);
+}
+
+/// At HEAD, once another user's token filled DIVE's introspection cache, a revoked token is
+/// answered with that user's identity and jti, so the revocation check never sees it: D11, not D5.
+#[tokio::test]
+async fn self_check_revocation_names_d11_on_dive_head_when_another_token_filled_the_cache() {
+    let deployment = Deployment::reference_federation(Profile::DiveHead, &[]).await;
+    let verdict = run_on(deployment, "5.1-revoke", async |d: &Deployment, s: &mut Scenario| {
+        let other = d.hub().token_for(&d.hub().credentials.user).await?;
+        for inst in d.instances() {
+            if inst.accepts(&other).await != Ok(true) {
+                return Err(Finding::precondition(format!("{} refuses a valid token", inst.code)));
+            }
+        }
+        revocation_reaches_every_spoke(d, s).await
+    })
+    .await;
+    verdict.must_fail_naming(&[Defect::D11]);
+    assert!(
+        verdict.failures().iter().all(|f| f.defect != Some(Defect::D5)),
+        "HEAD enforces revocation: not D5: {:?}",
+        verdict.findings
+    );
 }
 
 #[tokio::test]

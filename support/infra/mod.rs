@@ -13,3 +13,4 @@ pub mod load;
 pub mod os;
 pub mod poll;
 pub mod prometheus;
+pub mod throwaway;

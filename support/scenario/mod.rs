@@ -11,6 +11,7 @@ pub mod observer;
 pub mod stages;
 pub mod start;
 pub mod status;
+pub mod trust;
 
 use std::io::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -421,25 +422,33 @@ pub async fn run_on<F>(deployment: Result<Deployment, Finding>, id: &str, body: 
 where
     F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
 {
-    let requirement = requirement(id);
-    let deployment = match deployment {
-        Ok(d) => d,
+    match deployment {
+        Ok(d) => run_with(&d, id, body).await,
         Err(f) => {
+            let requirement = requirement(id);
             let _ = writeln!(std::io::stderr(), "[{id}] {f}");
-            return Verdict {
+            Verdict {
                 requirement: requirement.id,
                 target: "(not started)".to_string(),
                 findings: vec![f],
-            };
+            }
         }
-    };
-    let mut scenario = Scenario::new(requirement, &deployment);
+    }
+}
+
+/// Runs `body` against a deployment that outlives it, so several scenarios can share one.
+pub async fn run_with<F>(deployment: &Deployment, id: &str, body: F) -> Verdict
+where
+    F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
+{
+    let requirement = requirement(id);
+    let mut scenario = Scenario::new(requirement, deployment);
     let header = format!("{}: {} on {}", requirement.id, requirement.text, deployment.target);
     if must_config().dry_run {
         scenario.report(header);
     } else {
         scenario.event(header);
     }
-    let result = body(&deployment, &mut scenario).await;
+    let result = body(deployment, &mut scenario).await;
     scenario.finish(result)
 }

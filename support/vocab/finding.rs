@@ -19,6 +19,7 @@ pub enum Defect {
     D8,
     D9,
     D10,
+    D11,
     /// A cache Redis outage makes authorization fail.
     R1,
     /// A breaker that never leaves HALF_OPEN.
@@ -35,6 +36,14 @@ pub enum Defect {
     R7,
     /// A breaker closes on a timer, without traffic.
     R8,
+    /// A spoke skips signature verification while its Keycloak is down.
+    R12,
+    /// Tokens with `alg: none` are accepted.
+    R13,
+    /// Expired tokens are accepted.
+    R14,
+    /// A token of an untrusted issuer is accepted, verified with the key its header carries.
+    R15,
 }
 
 impl Defect {
@@ -42,7 +51,18 @@ impl Defect {
     pub fn reference_only(self) -> bool {
         matches!(
             self,
-            Defect::R1 | Defect::R2 | Defect::R3 | Defect::R4 | Defect::R5 | Defect::R6 | Defect::R7 | Defect::R8
+            Defect::R1
+                | Defect::R2
+                | Defect::R3
+                | Defect::R4
+                | Defect::R5
+                | Defect::R6
+                | Defect::R7
+                | Defect::R8
+                | Defect::R12
+                | Defect::R13
+                | Defect::R14
+                | Defect::R15
         )
     }
 
@@ -58,6 +78,7 @@ impl Defect {
             Defect::D8 => "Prometheus spoke targets use stale ports, no TST job",
             Defect::D9 => "health API moved to /api/health",
             Defect::D10 => "`./dive hub exec` and single-service stop do not exist (exit 0)",
+            Defect::D11 => "introspection cache keyed by the token's first 16 characters",
             Defect::R1 => "reference defect: cache Redis outage fails authorization",
             Defect::R2 => "reference defect: breaker never leaves HALF_OPEN",
             Defect::R3 => "reference defect: OPA decisions bypass the opa breaker",
@@ -66,6 +87,10 @@ impl Defect {
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
+            Defect::R12 => "reference defect: a spoke skips signature verification while its Keycloak is down",
+            Defect::R13 => "reference defect: tokens with alg none are accepted",
+            Defect::R14 => "reference defect: expired tokens are accepted",
+            Defect::R15 => "reference defect: an untrusted issuer is accepted on the key its token carries",
         }
     }
 }
