@@ -116,11 +116,14 @@ impl Instance {
     /// `GET {health}/detailed`, any status, with the long timeout that a down MongoDB needs. Scenario
     /// code reads health through `Scenario::detailed`, which also journals what changed.
     pub async fn detailed(&self) -> Result<Detailed, HttpError> {
-        Ok(self
+        let answer = self
             .http
             .get::<Detailed>(&self.health_url("/detailed"), HEALTH_TIMEOUT)
-            .await?
-            .body)
+            .await?;
+        Ok(Detailed {
+            http_code: Some(answer.status.as_u16()),
+            ..answer.body
+        })
     }
 
     /// A fresh access token for `user` through the direct grant (contract section 6).
@@ -345,7 +348,10 @@ impl std::fmt::Display for Reception {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reception::Refused(message) => write!(f, "401 {message}"),
-            Reception::Accepted { status, subject: Some(s) } => write!(f, "{status} as {s}"),
+            Reception::Accepted {
+                status,
+                subject: Some(s),
+            } => write!(f, "{status} as {s}"),
             Reception::Accepted { status, subject: None } => write!(f, "{status} (the body does not say for whom)"),
             Reception::Failed(e) => f.write_str(e),
         }

@@ -6,9 +6,11 @@
 
 pub mod alertmanager;
 pub mod config;
+pub mod crypto;
 pub mod dive;
 pub mod exec;
 pub mod http;
+pub mod keys;
 pub mod load;
 pub mod os;
 pub mod poll;

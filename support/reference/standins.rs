@@ -58,22 +58,21 @@ pub fn opa(decision_path: &'static str) -> Router {
 
 // ---------------------------------------------------------------- Keycloak
 
-/// The signing key of `realm` and its public JWK, made on the realm's first use and kept for the
-/// process. Every realm signs with a key of its own, as DIVE's realms do, so a spoke that accepts a
-/// hub token has verified it against the hub realm's JWKS and no other. How the key is made is
-/// this function's business alone (generating RSA keys is slow, hence made lazily: a deployment
-/// whose spokes never issue a token never pays for their keys).
+/// The signing key of `realm` and its public JWK, taken on the realm's first use from the pool of
+/// test-only keys ([`crate::infra::keys`]) and kept for the process. Every realm signs with a key
+/// of its own, as DIVE's realms do, so a spoke that accepts a hub token has verified it against
+/// the hub realm's JWKS and no other. Realms are numbered in the order they first sign or serve
+/// keys; a process sees at most the hub and 31 spokes, by name.
 pub fn realm_key(realm: &str) -> Result<&'static (EncodingKey, Jwk), String> {
     static KEYS: OnceLock<Mutex<HashMap<String, &'static (EncodingKey, Jwk)>>> = OnceLock::new();
     let mut keys = KEYS
         .get_or_init(Default::default)
         .lock()
-        .map_err(|_| "realm keys: a key generation panicked".to_string())?;
+        .map_err(|_| "realm keys: a key lookup panicked".to_string())?;
     if let Some(made) = keys.get(realm) {
         return Ok(made);
     }
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(|e| format!("RSA key: {e}"))?;
-    let key = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).map_err(|e| format!("RSA key: {e}"))?;
+    let key = crate::infra::keys::realm_key(keys.len())?;
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).map_err(|e| format!("JWK: {e}"))?;
     jwk.common.key_id = Some(format!("ref-{}", random_hex()));
     jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
@@ -287,7 +286,11 @@ impl Introspection {
 /// Token introspection: active when this realm signed the token and it has not expired (Keycloak
 /// allows no clock skew here). Any client may ask: DIVE's backends introspect at the token's
 /// issuer with their own client.
-async fn introspect(State(realm): State<Arc<KeycloakRealm>>, Path(name): Path<String>, Form(q): Form<Introspect>) -> Response {
+async fn introspect(
+    State(realm): State<Arc<KeycloakRealm>>,
+    Path(name): Path<String>,
+    Form(q): Form<Introspect>,
+) -> Response {
     if name != realm.realm {
         return oauth_error(StatusCode::NOT_FOUND, "Realm does not exist", &name);
     }

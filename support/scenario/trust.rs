@@ -17,6 +17,7 @@ use crate::fault::FaultGuard;
 use crate::infra::os::{random_hex, unix_now};
 use crate::infra::poll::eventually;
 use crate::infra::throwaway::throwaway_key;
+use crate::scenario::diagnose::{self, NotRefused};
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::api::Subject;
 use crate::vocab::fault::{FaultKind, Service};
@@ -467,9 +468,7 @@ impl Scenario {
                     Err(format!("{} s to go", (exp + beyond + 1).saturating_sub(unix_now())))
                 }
             });
-            expired
-                .await
-                .map_err(|t| Finding::precondition(t.to_string()))?;
+            expired.await.map_err(|t| Finding::precondition(t.to_string()))?;
         }
         self.event(format!(
             "an expired token of {}: {} s past its exp",
@@ -638,26 +637,31 @@ impl Scenario {
             }
         }
         let revoked = hub.revoke(&token).await?;
-        self.event(format!("revoked token {} of {} on the hub", revoked.jti, revoked.unique_id));
+        self.event(format!(
+            "revoked token {} of {} on the hub",
+            revoked.jti, revoked.unique_id
+        ));
         let enforced = self.rejected_everywhere(&everyone, &token, budget).await;
-        let hub_refuses = enforced.iter().any(|(c, r)| c == &hub.code && r.is_ok());
+        let hub_missed = enforced
+            .iter()
+            .find(|(c, _)| *c == hub.code)
+            .and_then(|(_, r)| r.as_ref().err());
         let mut enforcing = Vec::new();
         for (code, result) in &enforced {
             let inst = d.instance(code)?;
             match result {
                 Ok(_) => enforcing.push(inst),
-                Err(seen) => {
-                    let listed = inst.lists_revoked(&revoked.jti).await.unwrap_or(false);
-                    let (answered, forged) = revocation_evidence(inst, &token).await;
-                    let finding =
-                        revoked_still_accepted(code, seen, hub_refuses, listed, &own, answered.as_ref(), forged.as_ref());
-                    self.finding(finding);
+                Err(missed) => {
+                    let listed = inst.lists_revoked(&revoked.jti).await;
+                    let cache = revocation_evidence(inst, &token).await;
+                    self.finding(revoked_still_accepted(code, missed, hub_missed, &listed, &own, &cache));
                 }
             }
         }
         let store = self.fault(hub, Service::RevocationStore, FaultKind::Stop).await?;
         let stopped = self.origin();
-        self.trust_probes(d, kit, Some((Service::RevocationStore, steady))).await?;
+        self.trust_probes(d, kit, Some((Service::RevocationStore, steady)))
+            .await?;
         let mut open = Vec::new();
         for inst in &enforcing {
             match inst.accepts(&token).await {
@@ -686,8 +690,9 @@ impl Scenario {
                     )));
                 }
                 (Ok(_), None) => {}
-                (Err(seen), _) => self.finding(Finding::fail(format!(
-                    "after the revocation store came back, {code} kept accepting the revoked token: {seen}"
+                (Err(missed), _) => self.finding(Finding::fail(format!(
+                    "after the revocation store came back, {code} kept accepting the revoked token: {}",
+                    missed.seen
                 ))),
             }
         }
@@ -801,57 +806,52 @@ pub fn judge_identity(code: &str, kit: &Kit, seen: &Reception, forged: Option<&R
     }
 }
 
+/// What an instance does with a revoked token it still accepts: whom it answers it as, and what
+/// it does with a forgery of the token's header and issuer presented right after it (warm).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheEvidence {
+    pub answered: Option<Reception>,
+    pub forged: Option<Reception>,
+}
+
 /// The finding for a revoked token still accepted on `code` (5.1-revoke, 5.2-outage): D11 when it
 /// was answered with another token's identity and a forgery with its header and issuer is
-/// accepted there too (the revocation check looked at the cached answer's user and jti); D5 when
-/// no instance refuses it although it is answered as itself; R4 when the store there does not
-/// list it.
+/// accepted there too (the revocation check looked at the user and jti of a cached introspection
+/// answer); otherwise what [`diagnose::revoked_token_not_refused`] makes of it (D5, R4 or neither).
 pub fn revoked_still_accepted(
     code: &str,
-    seen: &str,
-    hub_refuses: bool,
-    listed: bool,
+    it: &NotRefused,
+    hub: Option<&NotRefused>,
+    store_lists: &Result<bool, String>,
     own: &Identity,
-    answered: Option<&Reception>,
-    forged: Option<&Reception>,
+    cache: &CacheEvidence,
 ) -> Finding {
-    let answered_as = match answered {
+    let answered_as = match &cache.answered {
         Some(Reception::Accepted { subject: Some(s), .. }) => Some(s),
         _ => None,
     };
-    if let Some(subject) = answered_as
+    if it.accepted
+        && let Some(subject) = answered_as
         && !own.matches(subject)
-        && forged.is_some_and(Reception::accepted)
+        && cache.forged.as_ref().is_some_and(Reception::accepted)
     {
         return Finding::fail(format!(
-            "{code} kept accepting the revoked token of {} and answered it as {subject}, another token's identity; a forgery with its header and issuer is accepted there too: the revocation check looked at the user and jti of a cached introspection answer ({seen})",
-            own.unique_id
+            "{code} kept accepting the revoked token of {} and answered it as {subject}, another token's identity; a forgery with its header and issuer is accepted there too: the revocation check looked at the user and jti of a cached introspection answer ({})",
+            own.unique_id, it.seen
         ))
         .defect(Defect::D11);
     }
-    if !hub_refuses {
-        return Finding::fail(format!(
-            "{code} kept accepting the revoked token: revocation is not enforced on requests ({seen})"
-        ))
-        .defect(Defect::D5);
-    }
-    if !listed {
-        return Finding::fail(format!("{code} kept accepting the revoked token and its blacklist store does not hold it: {code} does not share the hub's store ({seen})"))
-            .defect(Defect::R4);
-    }
-    Finding::fail(format!(
-        "{code} kept accepting the revoked token although its store lists it ({seen})"
-    ))
+    diagnose::revoked_token_not_refused(code, it, hub, store_lists)
 }
 
-/// What to make of a revoked token that `inst` still accepts: whom it is answered as, and what
-/// the instance does with a forgery of its header and issuer (presented right after it, warm).
-pub async fn revocation_evidence(inst: &Instance, revoked: &str) -> (Option<Reception>, Option<Reception>) {
+/// The evidence of [`revoked_still_accepted`]: the revoked token presented for a resource it may
+/// list, then a forgery of its header and issuer (signed by the suite's own key) for the same one.
+pub async fn revocation_evidence(inst: &Instance, revoked: &str) -> CacheEvidence {
     let Ok(listed) = inst.resources(revoked, 1).await else {
-        return (None, None);
+        return CacheEvidence::default();
     };
     let Some(resource) = listed.first() else {
-        return (None, None);
+        return CacheEvidence::default();
     };
     let answered = inst.present(revoked, &resource.resource_id).await;
     let country = Identity::of_token(revoked).map(|i| i.country).unwrap_or_default();
@@ -868,7 +868,10 @@ pub async fn revocation_evidence(inst: &Instance, revoked: &str) -> (Option<Rece
         Some(token) => Some(inst.present(&token, &resource.resource_id).await),
         None => None,
     };
-    (Some(answered), forged)
+    CacheEvidence {
+        answered: Some(answered),
+        forged,
+    }
 }
 
 #[cfg(test)]
@@ -948,10 +951,19 @@ mod tests {
     fn d11_is_named_only_when_the_cache_entry_answered() {
         let low = subject(Some("testuser-usa-1"), "UNCLASSIFIED");
         // Accepted warm, refused cold: the entry answered.
-        let p = probe(Craft::Forged, accepted(403, low.clone()), Cold::Answered(refused()), None);
+        let p = probe(
+            Craft::Forged,
+            accepted(403, low.clone()),
+            Cold::Answered(refused()),
+            None,
+        );
         let f = judge(&p, &kit(), None).expect("a finding");
         assert_eq!(f.defect, Some(Defect::D11));
-        assert!(f.message.contains("testuser-usa-1's, whose valid token"), "{}", f.message);
+        assert!(
+            f.message.contains("testuser-usa-1's, whose valid token"),
+            "{}",
+            f.message
+        );
         // Live: cold skipped, the reordered forgery refused: the entry answered.
         let skipped = probe(
             Craft::Forged,
@@ -969,7 +981,12 @@ mod tests {
         );
         let f = judge(&everywhere, &kit(), None).expect("a finding");
         assert_eq!(f.defect, None, "{f}");
-        let unexplained = probe(Craft::Forged, accepted(200, None), Cold::Skipped("why".to_string()), None);
+        let unexplained = probe(
+            Craft::Forged,
+            accepted(200, None),
+            Cold::Skipped("why".to_string()),
+            None,
+        );
         assert_eq!(judge(&unexplained, &kit(), None).and_then(|f| f.defect), None);
         // A token with an entry of its own is never the cache's doing.
         let none = probe(Craft::AlgNone, accepted(200, None), Cold::OwnEntry, None);
@@ -1013,7 +1030,12 @@ mod tests {
     fn the_identity_check_names_d11_only_on_its_evidence() {
         let k = kit();
         assert_eq!(
-            judge_identity("USA", &k, &accepted(403, subject(Some("testuser-usa-1"), "UNCLASSIFIED")), None),
+            judge_identity(
+                "USA",
+                &k,
+                &accepted(403, subject(Some("testuser-usa-1"), "UNCLASSIFIED")),
+                None
+            ),
             None
         );
         assert_eq!(judge_identity("USA", &k, &accepted(403, None), None), None);
@@ -1035,15 +1057,28 @@ mod tests {
         let as_itself = accepted(200, subject(None, "TOP_SECRET"));
         let as_other = accepted(403, subject(Some("testuser-usa-1"), "UNCLASSIFIED"));
         let forged = accepted(403, None);
-        let f = revoked_still_accepted("FRA", "200", false, true, &own, Some(&as_other), Some(&forged));
-        assert_eq!(f.defect, Some(Defect::D11));
-        // 15a319e6 on a cache its own token filled: answered as itself, nobody refuses: D5.
-        let f = revoked_still_accepted("USA", "200", false, true, &own, Some(&as_itself), Some(&forged));
-        assert_eq!(f.defect, Some(Defect::D5));
+        let accepting = NotRefused {
+            accepted: true,
+            seen: "still accepted (HTTP 200)".to_string(),
+        };
+        let evidence = |answered: &Reception, forged: &Reception| CacheEvidence {
+            answered: Some(answered.clone()),
+            forged: Some(forged.clone()),
+        };
+        let named = |hub: Option<&NotRefused>, store: Result<bool, String>, cache: &CacheEvidence| {
+            revoked_still_accepted("FRA", &accepting, hub, &store, &own, cache).defect
+        };
+        assert_eq!(
+            named(Some(&accepting), Ok(true), &evidence(&as_other, &forged)),
+            Some(Defect::D11)
+        );
+        // 15a319e6 on a cache its own token filled: answered as itself, the hub accepts too: D5.
+        assert_eq!(
+            named(Some(&accepting), Ok(true), &evidence(&as_itself, &forged)),
+            Some(Defect::D5)
+        );
         // Another identity but forgeries refused: not the cache.
-        let f = revoked_still_accepted("FRA", "200", true, true, &own, Some(&as_other), Some(&refused()));
-        assert_eq!(f.defect, None);
-        let f = revoked_still_accepted("FRA", "200", true, false, &own, None, None);
-        assert_eq!(f.defect, Some(Defect::R4));
+        assert_eq!(named(None, Ok(true), &evidence(&as_other, &refused())), None);
+        assert_eq!(named(None, Ok(false), &CacheEvidence::default()), Some(Defect::R4));
     }
 }
