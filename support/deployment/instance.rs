@@ -347,12 +347,14 @@ impl Reception {
 impl std::fmt::Display for Reception {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reception::Refused(message) => write!(f, "401 {message}"),
+            Reception::Refused(message) => write!(f, "HTTP 401 {message}"),
             Reception::Accepted {
                 status,
                 subject: Some(s),
-            } => write!(f, "{status} as {s}"),
-            Reception::Accepted { status, subject: None } => write!(f, "{status} (the body does not say for whom)"),
+            } => write!(f, "HTTP {status} as {s}"),
+            Reception::Accepted { status, subject: None } => {
+                write!(f, "HTTP {status} (the body does not say for whom)")
+            }
             Reception::Failed(e) => f.write_str(e),
         }
     }

@@ -112,13 +112,22 @@ pub enum FirstToken {
 }
 
 /// What the token-trust scenarios probe with: two holders of the hub's realm (the instance's usual,
-/// low-clearance user and a TOP_SECRET user), a TOP_SECRET resource on each instance, and the
-/// identity every forged token claims.
+/// low-clearance user and a TOP_SECRET user), the resource the probes ask each instance for, and
+/// the identity every forged token claims.
 pub struct Kit {
     pub low: Holder,
     pub high: Holder,
     pub forged: Claimed,
-    secrets: Vec<(String, String)>,
+    targets: Vec<Target>,
+}
+
+/// The resource the probes ask one instance for.
+#[derive(Debug, Clone)]
+struct Target {
+    code: String,
+    resource: String,
+    /// It is TOP_SECRET (the identity probe needs one).
+    top_secret: bool,
 }
 
 /// What the suite makes of a genuine token.
@@ -166,13 +175,22 @@ pub struct Crafted {
 }
 
 impl Kit {
-    /// The TOP_SECRET resource the probes ask `code` for.
+    /// The resource the probes ask `code` for: TOP_SECRET where the TOP_SECRET user could list
+    /// one, else one the low user lists.
     pub fn secret(&self, code: &str) -> Result<&str, Finding> {
-        self.secrets
+        self.targets
             .iter()
-            .find(|(c, _)| c == code)
-            .map(|(_, id)| id.as_str())
-            .ok_or_else(|| Finding::precondition(format!("no TOP_SECRET resource found on {code}")))
+            .find(|t| t.code == code)
+            .map(|t| t.resource.as_str())
+            .ok_or_else(|| Finding::precondition(format!("no resource to probe found on {code}")))
+    }
+
+    /// The TOP_SECRET resource of `code`, when the TOP_SECRET user could list one.
+    pub fn top_secret(&self, code: &str) -> Option<&str> {
+        self.targets
+            .iter()
+            .find(|t| t.code == code && t.top_secret)
+            .map(|t| t.resource.as_str())
     }
 
     /// A crafted token (all but [`Craft::Expired`], which the realm has to issue).
@@ -191,28 +209,41 @@ impl Kit {
         Ok(Crafted { craft, token })
     }
 
-    /// Says whom an answer was for, naming each identity of the kit it fits.
-    pub fn whose(&self, subject: Option<&Subject>) -> String {
+    /// Says whom an answer was for, naming each identity of the kit it fits: for a crafted token
+    /// presented right after the low user's valid one (`crafted`), the forged claims, the low
+    /// user's and the TOP_SECRET user's; for the low user's token presented right after the
+    /// TOP_SECRET user's, the two users'.
+    pub fn whose(&self, subject: Option<&Subject>, crafted: bool) -> String {
         let Some(subject) = subject else {
             return "for whom, the body does not say".to_string();
         };
         let forged = Identity::from(&self.forged);
-        let candidates: Vec<String> = [
-            (&forged, "the forged claims".to_string()),
+        let (low, high) = if crafted {
             (
-                &self.low.identity,
                 format!("{}'s, whose valid token was accepted just before", self.low.user),
-            ),
-            (&self.high.identity, format!("{}'s", self.high.user)),
-        ]
-        .into_iter()
-        .filter(|(identity, _)| identity.matches(subject))
-        .map(|(_, name)| name)
-        .collect();
-        if candidates.is_empty() {
+                format!("{}'s", self.high.user),
+            )
+        } else {
+            (
+                format!("{}'s own", self.low.user),
+                format!("{}'s, whose token read it just before", self.high.user),
+            )
+        };
+        let mut candidates: Vec<(&Identity, String)> = Vec::new();
+        if crafted {
+            candidates.push((&forged, "the forged claims".to_string()));
+        }
+        candidates.push((&self.low.identity, low));
+        candidates.push((&self.high.identity, high));
+        let fitting: Vec<String> = candidates
+            .into_iter()
+            .filter(|(identity, _)| identity.matches(subject))
+            .map(|(_, name)| name)
+            .collect();
+        if fitting.is_empty() {
             format!("as {subject}: none of the identities the suite presented")
         } else {
-            format!("as {subject}: {}", candidates.join(" or "))
+            format!("as {subject}: {}", fitting.join(" or "))
         }
     }
 }
@@ -269,7 +300,7 @@ impl Scenario {
                 high.identity.clearance
             )));
         }
-        let mut secrets = Vec::new();
+        let mut targets = Vec::new();
         for inst in d.instances() {
             if first == FirstToken::Low && inst.accepts(&low.token).await != Ok(true) {
                 return Err(Finding::precondition(format!(
@@ -278,17 +309,42 @@ impl Scenario {
                 )));
             }
             let listed = inst.resources(&high.token, 100).await?;
-            let secret = listed
-                .iter()
-                .find(|r| r.classification.as_deref() == Some(TOP_SECRET))
-                .ok_or_else(|| {
-                    Finding::precondition(format!(
+            let secret = listed.iter().find(|r| r.classification.as_deref() == Some(TOP_SECRET));
+            let target = match (secret, first) {
+                (Some(secret), _) => Target {
+                    code: inst.code.clone(),
+                    resource: secret.resource_id.clone(),
+                    top_secret: true,
+                },
+                (None, FirstToken::High) => {
+                    return Err(Finding::precondition(format!(
                         "{} lists no TOP_SECRET resource to {high_user} among {}",
                         inst.code,
                         listed.len()
-                    ))
-                })?;
-            secrets.push((inst.code.clone(), secret.resource_id.clone()));
+                    )));
+                }
+                // The low user's token came first: where DIVE answers the later token with the
+                // earlier one's identity (D11), the TOP_SECRET user sees only what the low user
+                // sees. The probes that need no TOP_SECRET resource ask for one the low user lists.
+                (None, FirstToken::Low) => {
+                    let own = inst.resources(&low.token, 1).await?;
+                    let any = own.first().ok_or_else(|| {
+                        Finding::precondition(format!("{} lists no resource to {low_user}", inst.code))
+                    })?;
+                    self.report(format!(
+                        "{}: {high_user} lists no TOP_SECRET resource among {} right after {low_user}'s token was accepted; probing with {}",
+                        inst.code,
+                        listed.len(),
+                        any.resource_id
+                    ));
+                    Target {
+                        code: inst.code.clone(),
+                        resource: any.resource_id.clone(),
+                        top_secret: false,
+                    }
+                }
+            };
+            targets.push(target);
         }
         let forged = Claimed {
             unique_id: format!("dive-resilience-forged-{}", random_hex()),
@@ -297,15 +353,19 @@ impl Scenario {
             jti: format!("dive-resilience-{}", random_hex()),
         };
         self.event(format!(
-            "probing with tokens of {low_user} and {high_user} (hub realm), TOP_SECRET resources {}; forged tokens claim {} ({TOP_SECRET}) and are signed by the suite's own key",
-            secrets.iter().map(|(c, r)| format!("{c} {r}")).collect::<Vec<_>>().join(", "),
+            "probing with tokens of {low_user} and {high_user} (hub realm), resources {}; forged tokens claim {} ({TOP_SECRET}) and are signed by the suite's own key",
+            targets
+                .iter()
+                .map(|t| format!("{} {}{}", t.code, t.resource, if t.top_secret { " (TOP_SECRET)" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", "),
             forged.unique_id
         ));
         Ok(Kit {
             low,
             high,
             forged,
-            secrets,
+            targets,
         })
     }
 
@@ -414,7 +474,7 @@ impl Scenario {
         if !after.accepted() {
             self.finding(
                 Finding::fail(format!(
-                    "{code} refused {user}'s valid token ({after}) right after refusing a crafted token with the same first 16 characters and issuer, although it accepted it before: the refusal is cached for every token of the issuer, locking its users out",
+                    "{code} refused {user}'s valid token ({after}) right after refusing a crafted token with the same first sixteen characters and issuer, although it accepted it before: the refusal is cached for every token of the issuer, locking its users out",
                     code = inst.code,
                     user = kit.low.user
                 ))
@@ -542,22 +602,34 @@ impl Scenario {
                     self.finding(finding);
                 }
             }
-            self.identity_probe(inst, kit).await?;
+            self.identity_probe(inst, kit, false).await?;
             answered.push((code, warm));
         }
         Ok(answered)
     }
 
     /// The TOP_SECRET user reads `inst`'s TOP_SECRET resource, then the low user's token asks
-    /// for it: the answer must be theirs (403).
-    pub async fn identity_probe(&mut self, inst: &Instance, kit: &Kit) -> Result<(), Finding> {
-        let secret = kit.secret(&inst.code)?;
+    /// for it: the answer must be theirs (403). `strict` (5.2-identity itself): a probe that cannot
+    /// be made is a precondition that failed; otherwise (alongside other probes, or during an
+    /// outage) a note.
+    pub async fn identity_probe(&mut self, inst: &Instance, kit: &Kit, strict: bool) -> Result<(), Finding> {
+        let cannot = |why: String| {
+            let why = format!("{}: the identity probe could not be made: {why}", inst.code);
+            if strict {
+                Err(Finding::precondition(why))
+            } else {
+                Ok(Finding::note(why))
+            }
+        };
+        let Some(secret) = kit.top_secret(&inst.code) else {
+            let note = cannot(format!("{} could list no TOP_SECRET resource", kit.high.user))?;
+            self.finding(note);
+            return Ok(());
+        };
         let high = inst.present(&kit.high.token, secret).await;
         if !matches!(high, Reception::Accepted { status: 200, .. }) {
-            self.finding(Finding::note(format!(
-                "{}: the identity probe could not be made: {}'s token got {high} for {secret}",
-                inst.code, kit.high.user
-            )));
+            let note = cannot(format!("{}'s token got {high} for {secret}", kit.high.user))?;
+            self.finding(note);
             return Ok(());
         }
         let low = inst.present(&kit.low.token, secret).await;
@@ -717,7 +789,7 @@ pub fn judge(p: &Probed, kit: &Kit, during: Option<(Service, &Reception)>) -> Op
         return match cold {
             Some(seen @ Reception::Accepted { subject, .. }) => Some(Finding::fail(format!(
                 "{code} refused the {what} warm but accepted it on a cold cache ({seen}), {}",
-                kit.whose(subject.as_ref())
+                kit.whose(subject.as_ref(), true)
             ))),
             Some(Reception::Failed(e)) => Some(Finding::fail(format!(
                 "{code} gave no verdict on the {what} on a cold cache: {e}"
@@ -728,7 +800,12 @@ pub fn judge(p: &Probed, kit: &Kit, during: Option<(Service, &Reception)>) -> Op
     let Reception::Accepted { subject, .. } = &p.warm else {
         return None;
     };
-    let whose = kit.whose(subject.as_ref());
+    // HEAD's decision cache answers a warm probe without saying for whom; a cold answer may.
+    let cold_subject = match cold {
+        Some(Reception::Accepted { subject, .. }) => subject.as_ref(),
+        _ => None,
+    };
+    let whose = kit.whose(subject.as_ref().or(cold_subject), true);
     let outage = during.map_or(String::new(), |(service, _)| format!(" while the {service} was down"));
     let refused_cold = cold.is_some_and(Reception::refused);
     let accepted_cold = cold.is_some_and(Reception::accepted);
@@ -742,7 +819,7 @@ pub fn judge(p: &Probed, kit: &Kit, during: Option<(Service, &Reception)>) -> Op
         };
         return Some(
             Finding::fail(format!(
-                "{code} accepted the {what}{outage} right after a valid token of the issuer was accepted, {whose}; it {because}: the introspection answer is kept under the token's first 16 characters and issuer and served to whoever presents them"
+                "{code} accepted the {what}{outage} right after a valid token of the issuer was accepted, {whose}; it {because}: the introspection answer is kept under the token's first sixteen characters and issuer and served to whoever presents them"
             ))
             .defect(Defect::D11),
         );
@@ -787,9 +864,9 @@ pub fn judge_identity(code: &str, kit: &Kit, seen: &Reception, forged: Option<&R
             if *status != 200 && !foreign {
                 return None;
             }
-            let whose = kit.whose(subject.as_ref());
+            let whose = kit.whose(subject.as_ref(), false);
             let finding = Finding::fail(format!(
-                "{code} answered {}'s token ({}) for a TOP_SECRET resource with {status} right after {} read it, {whose}",
+                "{code} answered {}'s token ({}) for a TOP_SECRET resource with HTTP {status} right after {} read it, {whose}",
                 low.user, low.identity.clearance, kit.high.user
             ));
             let high_identity = subject.as_ref().is_some_and(|s| kit.high.identity.matches(s)) && foreign;
@@ -901,7 +978,11 @@ mod tests {
                 country: "USA".to_string(),
                 jti: "j".to_string(),
             },
-            secrets: vec![("USA".to_string(), "doc-1".to_string())],
+            targets: vec![Target {
+                code: "USA".to_string(),
+                resource: "doc-1".to_string(),
+                top_secret: true,
+            }],
         }
     }
 
