@@ -751,7 +751,7 @@ impl Scenario {
                 (Ok(latency), Some((_, seen_open))) => {
                     let window = (polled + latency).saturating_duration_since(*seen_open);
                     self.observed(
-                        &format!("{code} accepted the revoked token while the revocation store was down, for"),
+                        &format!("{code}'s fail-open window for the revoked token ended"),
                         window,
                     );
                     self.finding(Finding::note(format!(
