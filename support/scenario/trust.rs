@@ -429,11 +429,14 @@ impl Scenario {
                     control,
                 });
             }
-            self.cold_probes(inst, kit, crafted, &mut probed).await?;
+            let locked_out = self.cold_probes(inst, kit, crafted, &mut probed).await?;
             for p in &probed {
                 if let Some(finding) = judge(p, kit, None) {
                     self.finding(finding);
                 }
+            }
+            if let Some(finding) = locked_out {
+                self.finding(finding);
             }
         }
         Ok(())
@@ -448,12 +451,12 @@ impl Scenario {
         kit: &Kit,
         crafted: &[Crafted],
         probed: &mut [Probed],
-    ) -> Result<(), Finding> {
+    ) -> Result<Option<Finding>, Finding> {
         let pending: Vec<usize> = (0..probed.len())
             .filter(|i| matches!(probed[*i].cold, Cold::Skipped(_)))
             .collect();
         if pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if self.live && pending.iter().any(|i| probed[*i].warm.accepted()) {
             let why = cold_skipped(&inst.code);
@@ -461,7 +464,7 @@ impl Scenario {
             for i in pending {
                 probed[i].cold = Cold::Skipped(why.clone());
             }
-            return Ok(());
+            return Ok(None);
         }
         self.cold_cache(inst).await?;
         let secret = kit.secret(&inst.code)?;
@@ -471,19 +474,25 @@ impl Scenario {
             probed[i].cold = Cold::Answered(seen);
         }
         let after = inst.present(&kit.low.token, secret).await;
-        if !after.accepted() {
-            self.finding(
-                Finding::fail(format!(
-                    "{code} refused {user}'s valid token ({after}) right after refusing a crafted token with the same first sixteen characters and issuer, although it accepted it before: the refusal is cached for every token of the issuer, locking its users out",
-                    code = inst.code,
-                    user = kit.low.user
-                ))
-                .defect(Defect::D11),
-            );
-            // A restart drops the cached refusal.
-            self.cold_cache(inst).await?;
+        if after.accepted() {
+            return Ok(None);
         }
-        Ok(())
+        let locked_out = match &after {
+            // Refused as such (401): the refusal of the crafted token answers for the valid one.
+            Reception::Refused(_) => Finding::fail(format!(
+                "{code} refused {user}'s valid token ({after}) right after refusing a crafted token with the same first sixteen characters and issuer, although it accepted it before: the refusal is cached for every token of the issuer, locking its users out",
+                code = inst.code,
+                user = kit.low.user
+            ))
+            .defect(Defect::D11),
+            _ => Finding::fail(format!(
+                "{} gave no verdict on {}'s valid token after the cold probes: {after}",
+                inst.code, kit.low.user
+            )),
+        };
+        // A restart drops a cached refusal.
+        self.cold_cache(inst).await?;
+        Ok(Some(locked_out))
     }
 
     /// A token of the realm issued already expired (the reference can), or, on a DIVE that cannot,
