@@ -136,7 +136,7 @@ async fn ledger_restore() {
 fn every_scenario_test_declares_its_blast_radius() {
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut found = Vec::new();
-    for binary in ["failure_injection", "recovery", "alerts", "multi_spoke"] {
+    for binary in ["failure_injection", "recovery", "alerts", "multi_spoke", "token_trust"] {
         let text = std::fs::read_to_string(tests.join(format!("{binary}.rs"))).expect("a phase file");
         let mut lines = text.lines().peekable();
         while let Some(line) = lines.next() {

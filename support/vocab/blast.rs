@@ -205,6 +205,51 @@ pub const SCENARIOS: &[Scenario] = &[
         Faults("hub Keycloak stopped: no one can log in while it is down"),
         5,
     ),
+    // Phase 5.2 presents crafted tokens, each valid nowhere: requests only, except the outages.
+    scenario(
+        "token_trust",
+        "forged_tokens_are_refused_on_every_instance",
+        "5.2-forged",
+        ReadOnly,
+        1,
+    ),
+    scenario(
+        "token_trust",
+        "unsigned_tokens_are_refused_on_every_instance",
+        "5.2-none",
+        ReadOnly,
+        1,
+    ),
+    scenario(
+        "token_trust",
+        "expired_tokens_are_refused_on_every_instance",
+        "5.2-expired",
+        ReadOnly,
+        3,
+    ),
+    scenario(
+        "token_trust",
+        "untrusted_issuers_are_refused_on_every_instance",
+        "5.2-issuer",
+        ReadOnly,
+        1,
+    ),
+    scenario(
+        "token_trust",
+        "no_token_is_answered_with_another_users_identity",
+        "5.2-identity",
+        ReadOnly,
+        1,
+    ),
+    scenario(
+        "token_trust",
+        "token_trust_holds_during_every_outage",
+        "5.2-outage",
+        Faults(
+            "every Keycloak, every cache Redis, then the revocation store stopped in turn; a dedicated user's token revoked",
+        ),
+        15,
+    ),
 ];
 
 impl Touches {

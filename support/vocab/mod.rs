@@ -13,4 +13,5 @@ pub mod health;
 pub mod journal;
 pub mod runbook;
 pub mod slo;
+pub mod tokens;
 pub mod units;
