@@ -24,6 +24,7 @@ use crate::fault::{FaultGuard, Restored};
 use crate::infra::config::must_config;
 use crate::infra::http::HttpError;
 use crate::report;
+use crate::vocab::blast::SCENARIOS;
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::{Defect, Finding, Severity, redacted};
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
@@ -470,6 +471,16 @@ where
     let header = format!("{}: {} on {}", requirement.id, requirement.text, deployment.target);
     if must_config().dry_run {
         scenario.report(header);
+        // What the scenario would do to the target, as the blast-radius catalogue declares it.
+        for s in SCENARIOS.iter().filter(|s| s.requirement == requirement.id) {
+            scenario.report(format!(
+                "DRY RUN: {}::{} {}; at most {} min at DIVE's real timers",
+                s.binary,
+                s.test,
+                s.touches.describe(),
+                s.at_most.as_secs().div_ceil(60)
+            ));
+        }
     } else {
         scenario.event(header);
     }
