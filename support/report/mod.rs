@@ -13,7 +13,7 @@ use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::vocab::finding::Severity;
-use crate::vocab::journal::{Journal, Outcome};
+use crate::vocab::journal::{Journal, Measurement, Outcome};
 use crate::vocab::units::secs;
 use files::{read_journal, write_journal};
 
@@ -46,23 +46,69 @@ pub fn rows(j: &Journal) -> Vec<Row> {
         finding,
     };
     let ms = |v: u64| secs(Duration::from_millis(v));
-    let mut out: Vec<Row> = j
-        .measurements
-        .iter()
-        .map(|m| {
-            let over = if m.within_budget { "" } else { " OVER" };
-            row(
-                format!("{} {}{over}", m.what, ms(m.measured_ms)),
-                m.budget_ms.map_or("-".to_string(), ms),
-                String::new(),
-            )
-        })
-        .collect();
+    let mut out: Vec<Row> = Vec::new();
+    for group in per_instance(&j.measurements) {
+        let over = if group.iter().all(|m| m.within_budget) {
+            ""
+        } else {
+            " OVER"
+        };
+        let budget = group[0].budget_ms.map_or("-".to_string(), ms);
+        let measured = match group.as_slice() {
+            [m] => format!("{} {}{over}", m.what, ms(m.measured_ms)),
+            many => {
+                // One row for the same measurement on many instances: how many, the median and
+                // the slowest, by name.
+                let mut sorted: Vec<&Measurement> = many.to_vec();
+                sorted.sort_by_key(|m| m.measured_ms);
+                let (median, slowest) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+                let rest = slowest.what.split_once(' ').map_or("", |(_, rest)| rest);
+                format!(
+                    "{} instances: {rest}: median {}, slowest {} {}{over}",
+                    many.len(),
+                    ms(median.measured_ms),
+                    instance_of(&slowest.what).unwrap_or("?"),
+                    ms(slowest.measured_ms)
+                )
+            }
+        };
+        out.push(row(measured, budget, String::new()));
+    }
     if out.is_empty() {
         out.push(row("-".to_string(), "-".to_string(), String::new()));
     }
     out[0].finding = failing.join("; ");
     out
+}
+
+/// Above this many instances, the same measurement on each is summarised in one row.
+const GROUP_ABOVE: usize = 4;
+
+/// The instance code a measurement starts with (`FRA rejects the revoked token`), if any.
+fn instance_of(what: &str) -> Option<&str> {
+    let first = what.split(' ').next()?;
+    (first.len() == 3 && first.chars().all(|c| c.is_ascii_uppercase())).then_some(first)
+}
+
+/// The measurements in their order, those that say the same of more than [`GROUP_ABOVE`]
+/// instances (the same words after the instance code, the same budget) gathered into one group
+/// where the first of them stood.
+fn per_instance(measurements: &[Measurement]) -> Vec<Vec<&Measurement>> {
+    let key = |m: &Measurement| instance_of(&m.what).map(|code| (m.what[code.len()..].to_string(), m.budget_ms));
+    let count = |k: &(String, Option<u64>)| measurements.iter().filter(|m| key(m).as_ref() == Some(k)).count();
+    let mut groups: Vec<Vec<&Measurement>> = Vec::new();
+    let mut gathered: Vec<(String, Option<u64>)> = Vec::new();
+    for m in measurements {
+        match key(m).filter(|k| count(k) > GROUP_ABOVE) {
+            Some(k) if gathered.contains(&k) => {}
+            Some(k) => {
+                groups.push(measurements.iter().filter(|o| key(o).as_ref() == Some(&k)).collect());
+                gathered.push(k);
+            }
+            None => groups.push(vec![m]),
+        }
+    }
+    groups
 }
 
 const HEADER: [&str; 6] = ["requirement", "target", "measured", "budget", "verdict", "finding"];
@@ -388,6 +434,32 @@ mod tests {
         let mut j = Journal::new(requirement, "text", "reference (intended)");
         j.verdict = verdict;
         j
+    }
+
+    #[test]
+    fn the_same_measurement_on_many_instances_is_one_row() {
+        let mut j = journal("5.1-revoke", Outcome::Pass);
+        let budget = Some(("5.1-revoke", Duration::from_millis(500)));
+        j.measurement("USA rejects the revoked token", Duration::from_millis(5), budget);
+        for (code, ms) in [("ALB", 9), ("BEL", 20), ("BGR", 7), ("CAN", 11), ("HRV", 8)] {
+            j.measurement(
+                &format!("{code} rejects the revoked token"),
+                Duration::from_millis(ms),
+                budget,
+            );
+        }
+        j.measurement("hub lists ALB as unhealthy", Duration::from_millis(700), None);
+        let measured: Vec<String> = rows(&j).into_iter().map(|r| r.measured).collect();
+        assert_eq!(
+            measured,
+            [
+                "6 instances: rejects the revoked token: median 9 ms, slowest BEL 20 ms",
+                "hub lists ALB as unhealthy 700 ms",
+            ]
+        );
+        // Four or fewer keep a row each.
+        j.measurements.truncate(4);
+        assert_eq!(rows(&j).len(), 4);
     }
 
     #[test]
