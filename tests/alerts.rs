@@ -13,6 +13,7 @@ use dive_resilience::infra::os::random_hex;
 use dive_resilience::infra::poll::{Pace, eventually};
 use dive_resilience::prelude::*;
 use dive_resilience::reference::backend::MONGO_POOL_SIZE;
+use dive_resilience::scenario::diagnose;
 use dive_resilience::vocab::alerts::{A_DB_CALL, A_DB_ERROR, A_REJECT, ALERTS, alert};
 use dive_resilience::vocab::coalition::instance_label;
 use dive_resilience::vocab::runbook::{RunbookLink, runbook_link, runbook_sections};
@@ -331,19 +332,11 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
         .am_alerts("CircuitBreakerOpen", &real)
         .await
         .map_err(Finding::fail)?;
-    let by_open = |f: &String| open.iter().any(|o| &o.fingerprint == f);
-    match rejects.first() {
-        Some(r) if r.status.state == AmState::Suppressed && r.status.inhibited_by.iter().any(by_open) => {
+    match diagnose::rejects_not_inhibited(rejects.first(), &open) {
+        Ok(()) => {
             s.report("real HighCircuitBreakerRejects suppressed, inhibited by CircuitBreakerOpen of the opa breaker")
         }
-        Some(r) => s.finding(
-            Finding::fail(format!(
-                "real HighCircuitBreakerRejects is {:?} while CircuitBreakerOpen fires",
-                r.status.state
-            ))
-            .defect(Defect::D4),
-        ),
-        None => s.finding(Finding::fail("HighCircuitBreakerRejects never reached AlertManager")),
+        Err(finding) => s.finding(finding),
     }
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;

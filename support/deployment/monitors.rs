@@ -12,7 +12,7 @@ use crate::deployment::instance::Instance;
 use crate::infra::alertmanager::{AlertManager, AmState, GettableAlert};
 use crate::infra::http::Http;
 use crate::infra::poll::eventually;
-use crate::infra::prometheus::{Alert, Prometheus, RuleState, TargetHealth};
+use crate::infra::prometheus::{Alert, Prometheus, RuleState, Target, TargetHealth};
 use crate::vocab::alerts::{AlertSpec, Producer, SCRAPE_INTERVAL};
 use crate::vocab::coalition::instance_label;
 use crate::vocab::finding::{Defect, Finding};
@@ -125,21 +125,9 @@ impl Monitors {
         let settle = slo::budget("4.3-pipeline settle", self.time_scale).limit;
 
         let rules = self.prometheus.alert_rules().await.map_err(Finding::precondition)?;
-        let missing: Vec<_> = needed
-            .iter()
-            .filter(|a| !rules.iter().any(|r| r.name == a.name))
-            .map(|a| a.name)
-            .collect();
-        if !missing.is_empty() {
-            breaks.push(
-                Finding::fail(format!(
-                    "Prometheus has {} alert rules loaded; missing {}",
-                    rules.len(),
-                    missing.join(", ")
-                ))
-                .defect(Defect::D3),
-            );
-        }
+        let loaded: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        let names: Vec<&str> = needed.iter().map(|a| a.name).collect();
+        breaks.extend(rules_not_loaded(&loaded, &names));
 
         let targets = eventually("every target scraped once", TICK, settle, || async {
             // Prometheus hands discovered targets to its scrapers only every 5 s: empty is not done.
@@ -155,35 +143,8 @@ impl Monitors {
         .await
         .map_err(|t| Finding::precondition(t.to_string()))?
         .value;
-        for t in targets.iter().filter(|t| t.health == TargetHealth::Down) {
-            breaks.push(
-                Finding::fail(format!(
-                    "Prometheus target {} ({}) is down: {}",
-                    t.scrape_pool, t.scrape_url, t.last_error
-                ))
-                .defect(Defect::D8),
-            );
-        }
-        for inst in instances {
-            let label = instance_label(&inst.code);
-            let scraped = targets
-                .iter()
-                .any(|t| t.health == TargetHealth::Up && t.labels.get("instance") == Some(&label));
-            if !scraped {
-                let seen: Vec<_> = targets
-                    .iter()
-                    .map(|t| format!("{} {:?} {:?}", t.scrape_url, t.health, t.labels))
-                    .collect();
-                breaks.push(
-                    Finding::fail(format!(
-                        "no Prometheus target with instance=\"{label}\" is up: {} is not monitored (targets: {})",
-                        inst.code,
-                        seen.join("; ")
-                    ))
-                    .defect(Defect::D8),
-                );
-            }
-        }
+        let codes: Vec<&str> = instances.iter().map(|i| i.code.as_str()).collect();
+        breaks.extend(unmonitored(&targets, &codes));
 
         let connected = eventually("Prometheus connected to AlertManager", TICK, settle, || async {
             let ams = self.prometheus.alertmanagers().await?;
@@ -298,6 +259,54 @@ impl Monitors {
 }
 
 /// Whether an AlertManager alert is firing and not suppressed.
+/// D3: the alert rules among `needed` that Prometheus has not loaded (`loaded`), as one finding.
+pub fn rules_not_loaded(loaded: &[&str], needed: &[&str]) -> Option<Finding> {
+    let missing: Vec<&str> = needed.iter().copied().filter(|n| !loaded.contains(n)).collect();
+    (!missing.is_empty()).then(|| {
+        Finding::fail(format!(
+            "Prometheus has {} alert rules loaded; missing {}",
+            loaded.len(),
+            missing.join(", ")
+        ))
+        .defect(Defect::D3)
+    })
+}
+
+/// D8: every target that is down, and every instance of `codes` that no target up scrapes.
+pub fn unmonitored(targets: &[Target], codes: &[&str]) -> Vec<Finding> {
+    let mut found: Vec<Finding> = targets
+        .iter()
+        .filter(|t| t.health == TargetHealth::Down)
+        .map(|t| {
+            Finding::fail(format!(
+                "Prometheus target {} ({}) is down: {}",
+                t.scrape_pool, t.scrape_url, t.last_error
+            ))
+            .defect(Defect::D8)
+        })
+        .collect();
+    for code in codes {
+        let label = instance_label(code);
+        let scraped = targets
+            .iter()
+            .any(|t| t.health == TargetHealth::Up && t.labels.get("instance") == Some(&label));
+        if !scraped {
+            let seen: Vec<_> = targets
+                .iter()
+                .map(|t| format!("{} {:?} {:?}", t.scrape_url, t.health, t.labels))
+                .collect();
+            found.push(
+                Finding::fail(format!(
+                    "no Prometheus target with instance=\"{label}\" is up: {code} is not monitored (targets: {})",
+                    seen.join("; ")
+                ))
+                .defect(Defect::D8),
+            );
+        }
+    }
+    found
+}
+
 /// An alert AlertManager would send: active, or held back by nothing but the suite's own silence
 /// (`silence`, see `deployment::silences`).
 pub fn delivered(a: &GettableAlert, silence: Option<&str>) -> bool {
@@ -313,8 +322,37 @@ pub fn delivered(a: &GettableAlert, silence: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod delivery_tests {
+mod tests {
     use super::*;
+
+    fn target(instance: &str, health: &str) -> Target {
+        serde_json::from_value(serde_json::json!({
+            "labels": {"instance": instance}, "scrapePool": "dive", "scrapeUrl": format!("https://{instance}/metrics"),
+            "health": health, "lastError": if health == "down" { "connection refused" } else { "" }
+        }))
+        .expect("a target")
+    }
+
+    #[test]
+    fn d3_only_for_rules_not_loaded() {
+        let d3 = rules_not_loaded(
+            &["CircuitBreakerHalfOpen"],
+            &["CircuitBreakerOpen", "CircuitBreakerHalfOpen"],
+        );
+        assert_eq!(d3.as_ref().and_then(|f| f.defect), Some(Defect::D3));
+        assert!(d3.is_some_and(|f| f.message.contains("missing CircuitBreakerOpen")));
+        assert!(rules_not_loaded(&["CircuitBreakerOpen"], &["CircuitBreakerOpen"]).is_none());
+    }
+
+    #[test]
+    fn d8_only_for_targets_down_or_instances_not_scraped() {
+        let usa = instance_label("USA");
+        let fra = instance_label("FRA");
+        let found = unmonitored(&[target(&usa, "up"), target(&fra, "down")], &["USA", "FRA"]);
+        assert_eq!(found.len(), 2, "FRA down, and so FRA not scraped");
+        assert!(found.iter().all(|f| f.defect == Some(Defect::D8)));
+        assert!(unmonitored(&[target(&usa, "up"), target(&fra, "up")], &["USA", "FRA"]).is_empty());
+    }
 
     fn alert(state: &str, silenced_by: &[&str], inhibited_by: &[&str]) -> GettableAlert {
         let body = serde_json::json!({

@@ -10,11 +10,12 @@ use crate::deployment::monitors::{Monitors, delivered};
 use crate::infra::alertmanager::AmState;
 use crate::infra::poll::eventually;
 use crate::infra::prometheus::RuleState;
+use crate::scenario::diagnose;
 use crate::scenario::stages::Stages;
 use crate::scenario::{Scenario, TICK};
-use crate::vocab::alerts::{AlertSpec, PIPELINE_ON_PAPER, alert, has_samples};
+use crate::vocab::alerts::{AlertSpec, PIPELINE_ON_PAPER, alert};
 use crate::vocab::coalition::instance_label;
-use crate::vocab::finding::{Defect, Finding};
+use crate::vocab::finding::Finding;
 use crate::vocab::journal::AlertState;
 use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
@@ -47,20 +48,16 @@ impl Scenario {
     /// first event, so only now does its absence show that the backend never writes it (D2).
     pub async fn written_after(&mut self, inst: &Instance, metric: &str, event: &str, seen: &str) -> bool {
         match inst.metrics().await {
-            Ok(text) if has_samples(&text, metric) => {
-                self.event(format!("{} writes {metric} after {event} ({seen})", inst.code));
-                true
-            }
-            Ok(_) => {
-                self.finding(
-                    Finding::fail(format!(
-                        "after {event} ({seen}), {}'s /metrics has no sample of {metric}: the backend never writes it",
-                        inst.code
-                    ))
-                    .defect(Defect::D2),
-                );
-                false
-            }
+            Ok(text) => match diagnose::not_written(&inst.code, &text, metric, event, seen) {
+                None => {
+                    self.event(format!("{} writes {metric} after {event} ({seen})", inst.code));
+                    true
+                }
+                Some(d2) => {
+                    self.finding(d2);
+                    false
+                }
+            },
             Err(e) => {
                 self.finding(Finding::fail(format!("{} /metrics: {e}", inst.code)));
                 false

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use crate::deployment::traffic::Tally;
+use crate::infra::alertmanager::{AmState, GettableAlert};
+use crate::vocab::alerts::has_samples;
 use crate::vocab::breaker::BreakerConfig;
 use crate::vocab::finding::{Defect, Finding};
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall, Probe};
@@ -361,6 +363,44 @@ pub fn tokens_stopped_working(broke: &TokensRefused) -> Finding {
     }
 }
 
+/// D2: after `event` was driven (`seen` is its evidence), `/metrics` (`text`) of instance `code`
+/// still has no sample of `metric`. prom-client creates a series at its first event, so before
+/// the event its absence says nothing.
+pub fn not_written(code: &str, text: &str, metric: &str, event: &str, seen: &str) -> Option<Finding> {
+    (!has_samples(text, metric)).then(|| {
+        Finding::fail(format!(
+            "after {event} ({seen}), {code}'s /metrics has no sample of {metric}: the backend never writes it"
+        ))
+        .defect(Defect::D2)
+    })
+}
+
+/// D9: the health API at HEAD's `/api/health`, where the plan and DIVE's scripts call `/health`.
+pub fn moved_health_api(code: &str, health_base: &str) -> Option<Finding> {
+    (health_base == "/api/health").then(|| {
+        Finding::note(format!(
+            "{code} serves its health API at /api/health; the plan and DIVE's own scripts call /health"
+        ))
+        .defect(Defect::D9)
+    })
+}
+
+/// D4: the real HighCircuitBreakerRejects (`rejects`) is not suppressed by the CircuitBreakerOpen
+/// alerts of the same breaker (`open`) that fire beside it. `Ok` when it is; no tag when it never
+/// reached AlertManager (that is the pipeline's failure, not the inhibition's).
+pub fn rejects_not_inhibited(rejects: Option<&GettableAlert>, open: &[GettableAlert]) -> Result<(), Finding> {
+    let by_open = |f: &String| open.iter().any(|o| &o.fingerprint == f);
+    match rejects {
+        Some(r) if r.status.state == AmState::Suppressed && r.status.inhibited_by.iter().any(by_open) => Ok(()),
+        Some(r) => Err(Finding::fail(format!(
+            "real HighCircuitBreakerRejects is {:?} while CircuitBreakerOpen fires",
+            r.status.state
+        ))
+        .defect(Defect::D4)),
+        None => Err(Finding::fail("HighCircuitBreakerRejects never reached AlertManager")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! For each tag: the evidence that names it, and other failures that must not.
@@ -648,5 +688,52 @@ mod tests {
             what: "FRA: no answer".to_string(),
         };
         assert_eq!(tokens_stopped_working(&unreachable).defect, None);
+    }
+
+    #[test]
+    fn d2_only_when_the_series_is_still_absent_after_its_event() {
+        let absent = "# HELP other\nother_total 3\n";
+        let d2 = not_written(
+            "USA",
+            absent,
+            "dive_v3_circuit_breaker_rejects_total",
+            "rejects while OPEN",
+            "rejectCount=4",
+        );
+        assert_eq!(d2.map(|f| f.defect), Some(Some(Defect::D2)));
+        let written = "dive_v3_circuit_breaker_rejects_total{service=\"opa\"} 4\n";
+        assert!(not_written("USA", written, "dive_v3_circuit_breaker_rejects_total", "rejects", "4").is_none());
+    }
+
+    #[test]
+    fn d9_only_for_the_moved_health_api() {
+        assert_eq!(
+            moved_health_api("USA", "/api/health").map(|f| f.defect),
+            Some(Some(Defect::D9))
+        );
+        assert!(moved_health_api("USA", "/health").is_none());
+    }
+
+    #[test]
+    fn d4_only_when_the_rejects_alert_reached_alertmanager_uninhibited() {
+        let alert = |fingerprint: &str, state: &str, inhibited_by: &[&str]| -> GettableAlert {
+            serde_json::from_value(serde_json::json!({
+                "labels": {}, "startsAt": "", "endsAt": "", "fingerprint": fingerprint,
+                "status": {"state": state, "silencedBy": [], "inhibitedBy": inhibited_by}
+            }))
+            .expect("an alert")
+        };
+        let open = [alert("open", "active", &[])];
+        assert!(rejects_not_inhibited(Some(&alert("r", "suppressed", &["open"])), &open).is_ok());
+        let active = rejects_not_inhibited(Some(&alert("r", "active", &[])), &open);
+        assert_eq!(active.err().and_then(|f| f.defect), Some(Defect::D4));
+        let by_another = rejects_not_inhibited(Some(&alert("r", "suppressed", &["other"])), &open);
+        assert_eq!(by_another.err().and_then(|f| f.defect), Some(Defect::D4));
+        let absent = rejects_not_inhibited(None, &open);
+        assert_eq!(
+            absent.err().map(|f| f.defect),
+            Some(None),
+            "never listed is not the inhibition's"
+        );
     }
 }

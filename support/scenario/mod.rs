@@ -225,14 +225,8 @@ impl Scenario {
     /// inside calls), saying so. Anything else out of steady state is a precondition failure, and
     /// nothing is injected.
     pub async fn preflight(&mut self, inst: &Instance) -> Result<(), Finding> {
-        if inst.health_base == "/api/health" {
-            self.finding(
-                Finding::note(format!(
-                    "{} serves its health API at /api/health; the plan and DIVE's own scripts call /health",
-                    inst.code
-                ))
-                .defect(Defect::D9),
-            );
+        if let Some(d9) = diagnose::moved_health_api(&inst.code, &inst.health_base) {
+            self.finding(d9);
         }
         let mut d = self
             .detailed(inst)
