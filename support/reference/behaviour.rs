@@ -179,6 +179,7 @@ impl Behaviour {
             Defect::R1 => self.cache_outage_fails_authorization = true,
             Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
             Defect::R8 => self.breaker_quirk = Quirk::ClosesOnTimer,
+            Defect::R11 => self.breaker_quirk = Quirk::SticksOpen,
             Defect::R3 => self.opa_breaker_bypassed = true,
             Defect::R4 => self.private_blacklist = Some(PRIVATE_BLACKLIST_SPOKE),
             Defect::R5 => self.heartbeats_ignored = true,
@@ -224,6 +225,9 @@ impl Behaviour {
         }
         if self.breaker_quirk == Quirk::ClosesOnTimer {
             out.push(Defect::R8);
+        }
+        if self.breaker_quirk == Quirk::SticksOpen {
+            out.push(Defect::R11);
         }
         if self.opa_breaker_bypassed {
             out.push(Defect::R3);

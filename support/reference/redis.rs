@@ -136,14 +136,14 @@ impl LocalRedis {
         match kind {
             FaultKind::Stop => slot.take().map(|p| p.end(libc::SIGTERM)),
             FaultKind::Kill => slot.take().map(|p| p.end(libc::SIGKILL)),
-            FaultKind::Pause => slot.as_ref().map(|p| p.signal(libc::SIGSTOP)),
+            FaultKind::Pause | FaultKind::Partition => slot.as_ref().map(|p| p.signal(libc::SIGSTOP)),
         };
         Ok(())
     }
 
     fn restore(&self, kind: FaultKind) -> Result<(), String> {
         match kind {
-            FaultKind::Pause => {
+            FaultKind::Pause | FaultKind::Partition => {
                 if let Ok(slot) = self.process.lock()
                     && let Some(p) = slot.as_ref()
                 {
@@ -180,14 +180,14 @@ impl DockerRedis {
         let result = match kind {
             FaultKind::Stop => self.container.stop().await,
             FaultKind::Kill => self.container.stop_with_timeout(Some(0)).await,
-            FaultKind::Pause => self.container.pause().await,
+            FaultKind::Pause | FaultKind::Partition => self.container.pause().await,
         };
         result.map_err(|e| format!("redis container: {e}"))
     }
 
     async fn restore(&self, kind: FaultKind) -> Result<(), String> {
         let result = match kind {
-            FaultKind::Pause => self.container.unpause().await,
+            FaultKind::Pause | FaultKind::Partition => self.container.unpause().await,
             FaultKind::Stop | FaultKind::Kill => self.container.start().await,
         };
         result.map_err(|e| format!("redis container: {e}"))

@@ -35,6 +35,8 @@ pub enum Defect {
     R7,
     /// A breaker closes on a timer, without traffic.
     R8,
+    /// A breaker sticks OPEN when its dependency fails again in HALF_OPEN while another is OPEN.
+    R11,
 }
 
 impl Defect {
@@ -42,7 +44,7 @@ impl Defect {
     pub fn reference_only(self) -> bool {
         matches!(
             self,
-            Defect::R1 | Defect::R2 | Defect::R3 | Defect::R4 | Defect::R5 | Defect::R6 | Defect::R7 | Defect::R8
+            Defect::R1 | Defect::R2 | Defect::R3 | Defect::R4 | Defect::R5 | Defect::R6 | Defect::R7 | Defect::R8 | Defect::R11
         )
     }
 
@@ -66,6 +68,7 @@ impl Defect {
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
+            Defect::R11 => "reference defect: a breaker that fails again in HALF_OPEN while another is OPEN sticks OPEN",
         }
     }
 }

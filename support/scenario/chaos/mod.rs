@@ -17,5 +17,5 @@ pub mod shrink;
 pub use checkers::{Checker, Recovery, Rules, Thresholds, Violation, check_all};
 pub use history::{BreakerSeen, History, Op, OpKind, RequestOutcome, RevocationOutcome};
 pub use rng::{Rng, fresh_seed};
-pub use schedule::{Disruption, Limits, Schedule, ScheduledFault};
+pub use schedule::{Limits, Schedule, ScheduledFault};
 pub use shrink::{Shrunk, shrink};

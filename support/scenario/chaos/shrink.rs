@@ -178,28 +178,29 @@ impl Shrinker {
 mod tests {
     use super::*;
     use crate::scenario::chaos::schedule::tests::{fault, schedule_of};
-    use crate::scenario::chaos::schedule::{Disruption, ScheduledFault};
+    use crate::scenario::chaos::schedule::ScheduledFault;
+    use crate::vocab::fault::FaultKind;
     use crate::vocab::fault::Service;
 
     /// The synthetic failure: an OPA stop overlapping a Keycloak pause on the same instance.
     fn opa_stop_meets_keycloak_pause(schedule: &Schedule) -> bool {
-        let is = |f: &ScheduledFault, service, disruption| f.service == service && f.disruption == disruption;
+        let is = |f: &ScheduledFault, service, kind| f.service == service && f.kind == kind;
         schedule.faults.iter().any(|opa| {
-            is(opa, Service::Opa, Disruption::Stop)
+            is(opa, Service::Opa, FaultKind::Stop)
                 && schedule.faults.iter().any(|kc| {
-                    is(kc, Service::Keycloak, Disruption::Pause) && kc.instance == opa.instance && kc.overlaps(opa)
+                    is(kc, Service::Keycloak, FaultKind::Pause) && kc.instance == opa.instance && kc.overlaps(opa)
                 })
         })
     }
 
     fn six_faults() -> Schedule {
         schedule_of(vec![
-            fault(0, "USA", Service::Kas, Disruption::Kill, 0.0, 8.0),
-            fault(1, "USA", Service::Opa, Disruption::Stop, 1.0, 8.0),
-            fault(2, "FRA", Service::Keycloak, Disruption::Pause, 2.0, 8.0),
-            fault(3, "DEU", Service::Opa, Disruption::Stop, 10.0, 4.0),
-            fault(4, "USA", Service::Keycloak, Disruption::Pause, 6.0, 8.0),
-            fault(5, "FRA", Service::Mongodb, Disruption::Partition, 12.0, 8.0),
+            fault(0, "USA", Service::Kas, FaultKind::Kill, 0.0, 8.0),
+            fault(1, "USA", Service::Opa, FaultKind::Stop, 1.0, 8.0),
+            fault(2, "FRA", Service::Keycloak, FaultKind::Pause, 2.0, 8.0),
+            fault(3, "DEU", Service::Opa, FaultKind::Stop, 10.0, 4.0),
+            fault(4, "USA", Service::Keycloak, FaultKind::Pause, 6.0, 8.0),
+            fault(5, "FRA", Service::Mongodb, FaultKind::Partition, 12.0, 8.0),
         ])
     }
 
@@ -256,8 +257,8 @@ mod tests {
     async fn separates_overlaps_the_failure_does_not_need() {
         // Fails whenever both faults are present; overlapping is incidental.
         let original = schedule_of(vec![
-            fault(0, "USA", Service::Opa, Disruption::Stop, 1.0, 2.0),
-            fault(1, "USA", Service::Keycloak, Disruption::Stop, 2.0, 2.0),
+            fault(0, "USA", Service::Opa, FaultKind::Stop, 1.0, 2.0),
+            fault(1, "USA", Service::Keycloak, FaultKind::Stop, 2.0, 2.0),
         ]);
         let mut limits = original.limits.clone();
         limits.min_duration = Duration::from_secs(2);

@@ -1,0 +1,311 @@
+//! The checkers on hand-made histories.
+
+use super::*;
+use crate::scenario::chaos::history::{History, OpKind, RequestOutcome, RevocationOutcome};
+use crate::vocab::health::{Breaker, BreakerState, Overall};
+use crate::scenario::chaos::history::BreakerSeen;
+use crate::vocab::fault::FaultKind;
+use crate::scenario::chaos::schedule::tests::{fault, schedule_of};
+
+/// At time scale 0.1: opa opens after 5 failures, stays OPEN 6.0 s, closes after 2 successes.
+fn rules() -> Rules {
+    Rules::dive(0.1, Duration::from_millis(100))
+}
+
+fn s(seconds: f64) -> Duration {
+    Duration::from_secs_f64(seconds)
+}
+
+/// A health observation of `instance` taking 50 ms, every breaker but opa CLOSED.
+fn health(history: &mut History, instance: &str, at: f64, overall: Overall, opa: (BreakerState, u64)) {
+    let breakers = Breaker::ALL
+        .into_iter()
+        .map(|breaker| match breaker {
+            Breaker::Opa => BreakerSeen {
+                breaker,
+                state: opa.0,
+                failures: opa.1,
+            },
+            _ => BreakerSeen {
+                breaker,
+                state: BreakerState::Closed,
+                failures: 0,
+            },
+        })
+        .collect();
+    history.record(instance, s(at), s(at + 0.05), OpKind::Health { overall, breakers });
+}
+
+fn request(history: &mut History, instance: &str, at: f64, outcome: RequestOutcome) {
+    let resource = format!("doc-{instance}-1");
+    history.record(instance, s(at), s(at + 0.02), OpKind::Request { resource, outcome });
+}
+
+const DECIDED: RequestOutcome = RequestOutcome::Decided {
+    status: 200,
+    fallback: false,
+    cached: false,
+};
+const CLOSED: (BreakerState, u64) = (BreakerState::Closed, 0);
+const OPEN: (BreakerState, u64) = (BreakerState::Open, 5);
+const HALF_OPEN: (BreakerState, u64) = (BreakerState::HalfOpen, 0);
+
+/// OPA down from 0.5 s to 3 s on USA; the breaker opens at 1 s, a call half-opens it just
+/// before `half_open`, and a call answered `closing` comes before it is seen CLOSED.
+fn opa_cycle_closed_by(half_open: f64, closing: RequestOutcome) -> (History, Schedule) {
+    let schedule = schedule_of(vec![fault(0, "USA", Service::Opa, FaultKind::Stop, 0.5, 2.5)]);
+    let mut history = History::new();
+    health(&mut history, "USA", 1.0, Overall::Unhealthy, CLOSED);
+    health(&mut history, "USA", 1.1, Overall::Unhealthy, OPEN);
+    request(&mut history, "USA", half_open - 0.1, DECIDED);
+    health(&mut history, "USA", half_open, Overall::Healthy, HALF_OPEN);
+    request(&mut history, "USA", half_open + 0.05, closing);
+    health(&mut history, "USA", half_open + 0.1, Overall::Healthy, CLOSED);
+    (history, schedule)
+}
+
+fn opa_cycle(half_open: f64) -> (History, Schedule) {
+    opa_cycle_closed_by(half_open, DECIDED)
+}
+
+#[test]
+fn a_breaker_that_leaves_open_before_its_timeout_is_illegal() {
+    let (history, schedule) = opa_cycle(2.3);
+    let found = legal_breakers(&history, &schedule, &rules());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message,
+        "USA opa breaker went OPEN -> HALF_OPEN 1.2 s after it was first seen OPEN (at most 1.4 s after it \
+         opened); DIVE's open timeout is 6.0 s"
+    );
+}
+
+#[test]
+fn sampling_slack_lets_a_breaker_leave_open_one_tick_early_by_the_samples() {
+    // Seen OPEN 5.8 s before HALF_OPEN, but it may have opened right after the 1.0 s sample:
+    // 5.95 s, plus one tick of slack, reaches the 6.0 s timeout.
+    let (history, schedule) = opa_cycle(6.9);
+    assert_eq!(legal_breakers(&history, &schedule, &rules()), []);
+    let (history, schedule) = opa_cycle(6.7);
+    assert_eq!(legal_breakers(&history, &schedule, &rules()).len(), 1);
+}
+
+#[test]
+fn closing_without_successful_calls_is_illegal() {
+    let (mut history, schedule) = opa_cycle(7.5);
+    history.ops.retain(|op| !matches!(op.kind, OpKind::Request { .. }));
+    request(
+        &mut history,
+        "USA",
+        7.52,
+        RequestOutcome::Decided {
+            status: 200,
+            fallback: true,
+            cached: false,
+        },
+    );
+    let found = legal_breakers(&history, &schedule, &rules());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .starts_with("USA opa breaker went HALF_OPEN -> CLOSED with 0 requests decided by OPA"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[0].message.ends_with("after 2 successful calls"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn opening_below_the_failure_threshold_or_half_opening_from_closed_is_illegal() {
+    let schedule = schedule_of(vec![]);
+    let mut history = History::new();
+    health(&mut history, "FRA", 1.0, Overall::Healthy, CLOSED);
+    health(&mut history, "FRA", 1.1, Overall::Healthy, (BreakerState::Open, 2));
+    health(&mut history, "FRA", 20.0, Overall::Healthy, CLOSED);
+    health(&mut history, "FRA", 20.1, Overall::Healthy, HALF_OPEN);
+    let found = legal_breakers(&history, &schedule, &rules());
+    let messages: Vec<&str> = found.iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(
+        messages[0],
+        "FRA opa breaker went CLOSED -> OPEN with failures=2; DIVE opens it only at 5 consecutive failures"
+    );
+    // The OPEN -> CLOSED between them (at 1.1 s and 20 s) had no successful call either.
+    assert!(messages[1].starts_with("FRA opa breaker went OPEN -> CLOSED with 0 requests decided by OPA"));
+    assert!(messages[2].starts_with("FRA opa breaker went CLOSED -> HALF_OPEN within 250 ms"));
+    assert_eq!(found.len(), 3, "{messages:?}");
+}
+
+#[test]
+fn a_reopened_breaker_may_show_few_failures_when_samples_are_far_apart() {
+    // CLOSED -> OPEN (5) -> 6 s -> HALF_OPEN -> one failure -> OPEN (1), all between two samples.
+    let mut history = History::new();
+    health(&mut history, "FRA", 1.0, Overall::Healthy, CLOSED);
+    health(&mut history, "FRA", 8.0, Overall::Healthy, (BreakerState::Open, 1));
+    assert_eq!(legal_breakers(&history, &schedule_of(vec![]), &rules()), []);
+}
+
+#[test]
+fn a_breaker_moves_only_inside_a_call() {
+    let mut history = History::new();
+    health(&mut history, "DEU", 1.0, Overall::Healthy, OPEN);
+    health(&mut history, "DEU", 9.0, Overall::Healthy, HALF_OPEN);
+    let found = legal_breakers(&history, &schedule_of(vec![]), &rules());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message,
+        "DEU opa breaker went OPEN -> HALF_OPEN with no request between the observations at 1.0 s and 9.0 s; \
+         DIVE's breakers move only inside a call"
+    );
+}
+
+#[test]
+fn observations_that_overlap_in_time_are_not_ordered() {
+    // A slow observation (1 s to 3 s, seeing OPEN late) and a quick one inside it (CLOSED).
+    let mut history = History::new();
+    health(&mut history, "USA", 0.5, Overall::Healthy, CLOSED);
+    health(&mut history, "USA", 1.0, Overall::Healthy, OPEN);
+    history.ops[1].completed = s(3.0);
+    health(&mut history, "USA", 1.1, Overall::Healthy, CLOSED);
+    assert_eq!(legal_breakers(&history, &schedule_of(vec![]), &rules()), []);
+}
+
+#[test]
+fn a_backend_restart_resets_breakers_legally() {
+    let schedule = schedule_of(vec![fault(0, "USA", Service::Backend, FaultKind::Kill, 1.5, 1.0)]);
+    let mut history = History::new();
+    health(&mut history, "USA", 1.0, Overall::Unhealthy, OPEN);
+    health(&mut history, "USA", 3.0, Overall::Healthy, CLOSED);
+    assert_eq!(legal_breakers(&history, &schedule, &rules()), []);
+}
+
+#[test]
+fn a_failure_while_every_dependency_is_up_is_wrong() {
+    let schedule = schedule_of(vec![fault(0, "USA", Service::Mongodb, FaultKind::Stop, 1.0, 2.0)]);
+    let mut history = History::new();
+    request(&mut history, "FRA", 2.0, RequestOutcome::ServerError(500));
+    request(&mut history, "USA", 2.0, RequestOutcome::ServerError(500));
+    // mongodb's settling time: 1.0 s of grace plus its 6.0 s open timeout after the restore.
+    request(&mut history, "USA", 9.9, RequestOutcome::Timeout);
+    request(&mut history, "USA", 10.1, RequestOutcome::Timeout);
+    let found = right_answers(&history, &schedule, &rules());
+    let at: Vec<(&str, Duration)> = found.iter().map(|v| (v.instance.as_str(), v.at)).collect();
+    assert_eq!(at, [("FRA", s(2.0)), ("USA", s(10.1))]);
+    assert_eq!(
+        found[0].message,
+        "FRA answered 500 for doc-FRA-1 while every dependency was up; \
+         no request for which every dependency is up may fail"
+    );
+}
+
+#[test]
+fn a_5xx_while_only_non_critical_services_are_down_is_wrong() {
+    let schedule = schedule_of(vec![
+        fault(0, "USA", Service::Keycloak, FaultKind::Pause, 1.0, 2.0),
+        fault(1, "FRA", Service::RevocationStore, FaultKind::Stop, 1.0, 2.0),
+        fault(2, "DEU", Service::Opa, FaultKind::Stop, 1.0, 2.0),
+    ]);
+    let mut history = History::new();
+    request(&mut history, "USA", 2.0, RequestOutcome::ServerError(503));
+    request(&mut history, "USA", 2.5, RequestOutcome::Timeout);
+    request(&mut history, "DEU", 2.0, RequestOutcome::ServerError(500));
+    let found = right_answers(&history, &schedule, &rules());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message,
+        "USA answered 503 for doc-USA-1 while only non-critical services were down \
+         (#0 pause keycloak on USA from 1.0 s to 3.0 s, #1 stop revocation store on FRA from 1.0 s to 3.0 s); \
+         DIVE answers no 5xx while only non-critical services are down"
+    );
+}
+
+#[test]
+fn a_revoked_token_passes_only_in_dive_s_windows() {
+    let schedule = schedule_of(vec![fault(
+        0,
+        "USA",
+        Service::RevocationStore,
+        FaultKind::Stop,
+        10.0,
+        2.0,
+    )]);
+    let mut history = History::new();
+    let mut probe = |instance: &str, at: f64, outcome| {
+        let kind = OpKind::Revocation {
+            jti: "jti-7".into(),
+            revoked_at: s(1.0),
+            outcome,
+        };
+        history.record(instance, s(at), s(at + 0.02), kind);
+    };
+    probe("FRA", 1.2, RevocationOutcome::Accepted); // still propagating
+    probe("FRA", 11.0, RevocationOutcome::Accepted); // the shared store is down
+    probe("DEU", 5.0, RevocationOutcome::Refused);
+    probe("DEU", 5.5, RevocationOutcome::Accepted);
+    let found = right_answers(&history, &schedule, &rules());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message,
+        "DEU accepted token jti-7 4.5 s after its revocation while the revocation store was up; \
+         DIVE refuses a revoked token within 500 ms"
+    );
+}
+
+#[test]
+fn recovery_is_measured_from_the_last_restore_against_its_budget() {
+    let schedule = schedule_of(vec![
+        fault(0, "USA", Service::Opa, FaultKind::Stop, 1.0, 2.0),
+        fault(1, "FRA", Service::Opa, FaultKind::Stop, 1.0, 2.0),
+        fault(2, "DEU", Service::Opa, FaultKind::Stop, 1.0, 2.0),
+    ]);
+    let mut history = History::new();
+    history.record("FRA", s(3.0), s(4.0), OpKind::FaultRestored { fault_id: 1 });
+    health(&mut history, "USA", 3.5, Overall::Healthy, CLOSED); // before the last restore
+    health(&mut history, "USA", 6.95, Overall::Healthy, CLOSED);
+    health(&mut history, "FRA", 10.0, Overall::Healthy, OPEN);
+    health(&mut history, "FRA", 15.0, Overall::Healthy, CLOSED);
+    health(&mut history, "DEU", 10.0, Overall::Degraded, OPEN);
+    let took: Vec<String> = recovery_times(&history, &schedule, &rules())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        took,
+        [
+            "DEU never steady (budget 9.0 s)",
+            "FRA steady after 11.1 s (budget 9.0 s)",
+            "USA steady after 3.0 s (budget 9.0 s)"
+        ]
+    );
+    let found = recovery(&history, &schedule, &rules());
+    let messages: Vec<&str> = found.iter().map(|v| v.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "DEU was never healthy with every breaker CLOSED after the last restore at 4.0 s; \
+             last seen: degraded, opa OPEN failures=5",
+            "FRA was healthy with every breaker CLOSED only 11.1 s after the last restore; budget 9.0 s"
+        ]
+    );
+}
+
+#[test]
+fn a_legal_run_has_no_violation() {
+    let (mut history, schedule) = opa_cycle(7.2);
+    request(
+        &mut history,
+        "USA",
+        2.0,
+        RequestOutcome::Decided {
+            status: 200,
+            fallback: true,
+            cached: false,
+        },
+    );
+    health(&mut history, "USA", 8.0, Overall::Healthy, CLOSED);
+    assert_eq!(check_all(&history, &schedule, &rules()), []);
+}
