@@ -21,6 +21,24 @@ pub enum Quirk {
     /// the backend is OPEN goes back to OPEN for good: it never admits a call again. Only a
     /// combination of faults shows it (the chaos phase's self-check).
     SticksOpen,
+    /// Reference defect R16: DIVE's state machine with other numbers: eight times the failure
+    /// threshold, a quarter of the open timeout, one success to close. The plan's wide budgets
+    /// still pass; only judging each transition against DIVE's numbers catches it.
+    OffDivesNumbers,
+}
+
+impl Quirk {
+    /// The configuration a breaker with this quirk runs with, given DIVE's.
+    pub fn config(self, dive: BreakerConfig) -> BreakerConfig {
+        match self {
+            Quirk::OffDivesNumbers => BreakerConfig {
+                failure_threshold: dive.failure_threshold * 8,
+                timeout: dive.timeout / 4,
+                success_threshold: 1,
+            },
+            _ => dive,
+        }
+    }
 }
 
 /// What the breaker decided about one call.
