@@ -72,7 +72,9 @@ impl Defect {
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
-            Defect::R11 => "reference defect: a breaker that fails again in HALF_OPEN while another is OPEN sticks OPEN",
+            Defect::R11 => {
+                "reference defect: a breaker that fails again in HALF_OPEN while another is OPEN sticks OPEN"
+            }
             Defect::R16 => "reference defect: breaker thresholds or open timeout differ from DIVE's",
             Defect::R17 => "reference defect: OPA down leaves the overall status healthy",
             Defect::R18 => "reference defect: the hub keeps listing a recovered spoke as unhealthy",

@@ -423,7 +423,10 @@ mod tests {
         };
         let v15a = control(Store::v15a());
         let (apply, undo) = v15a.commands(&spec("USA", Service::Opa));
-        assert_eq!(argvs(&apply), ["docker network disconnect dive-hub_hub-internal dive-hub-opa"]);
+        assert_eq!(
+            argvs(&apply),
+            ["docker network disconnect dive-hub_hub-internal dive-hub-opa"]
+        );
         assert_eq!(
             argvs(&undo),
             ["docker network connect --alias opa dive-hub_hub-internal dive-hub-opa"]
@@ -444,7 +447,10 @@ mod tests {
         assert_eq!(v15a.partition_networks(&spec("DEU", Service::Kas)).len(), 1);
         assert_eq!(head.partition_networks(&spec("DEU", Service::Kas)).len(), 2);
         let (apply, undo) = head.commands(&spec("FRA", Service::RevocationStore));
-        assert_eq!(argvs(&apply), ["docker network disconnect dive-shared shared-token-store"]);
+        assert_eq!(
+            argvs(&apply),
+            ["docker network disconnect dive-shared shared-token-store"]
+        );
         assert_eq!(
             argvs(&undo),
             ["docker network connect --alias shared-token-store dive-shared shared-token-store"]
@@ -453,9 +459,17 @@ mod tests {
         assert_eq!(
             undo,
             Some(vec![
-                ["docker", "network", "connect", "--alias", "mongodb", "dive-hub_hub-internal", "dive-hub-mongodb"]
-                    .map(String::from)
-                    .to_vec()
+                [
+                    "docker",
+                    "network",
+                    "connect",
+                    "--alias",
+                    "mongodb",
+                    "dive-hub_hub-internal",
+                    "dive-hub-mongodb"
+                ]
+                .map(String::from)
+                .to_vec()
             ])
         );
     }

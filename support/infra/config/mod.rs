@@ -286,7 +286,9 @@ impl Config {
                 Some(path) => {
                     return Err(bad(
                         "DIVE_CHAOS_SCHEDULE",
-                        format!("`{path}` is not a file; point it at a schedule a chaos run journaled (schedule-*.json)"),
+                        format!(
+                            "`{path}` is not a file; point it at a schedule a chaos run journaled (schedule-*.json)"
+                        ),
                     ));
                 }
             },

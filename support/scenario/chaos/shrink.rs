@@ -177,8 +177,8 @@ impl Shrinker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::chaos::schedule::tests::{fault, schedule_of};
     use crate::scenario::chaos::schedule::ScheduledFault;
+    use crate::scenario::chaos::schedule::tests::{fault, schedule_of};
     use crate::vocab::fault::FaultKind;
     use crate::vocab::fault::Service;
 

@@ -9,7 +9,6 @@ use crate::scenario::chaos::schedule::{Schedule, ScheduledFault};
 use crate::vocab::fault::Service;
 use crate::vocab::units::secs;
 
-
 /// Requests that failed while nothing they depend on was down, 5xx while only non-critical
 /// services were down, and revoked tokens accepted outside DIVE's documented windows.
 pub fn right_answers(history: &History, schedule: &Schedule, rules: &Rules) -> Vec<Violation> {
@@ -60,6 +59,7 @@ fn wrong_answer(op: &Op, resource: &str, outcome: RequestOutcome, disturbances: 
         at: op.invoked,
         instance: instance.clone(),
         message,
+        defect: None,
     })
 }
 
@@ -93,6 +93,6 @@ fn revoked_token_accepted(
             secs(op.invoked.saturating_sub(revoked_at)),
             secs(rules.revocation_window)
         ),
+        defect: None,
     })
 }
-

@@ -1,21 +1,25 @@
 //! Legal breakers: every breaker transition the observations show is one DIVE's state machine
-//! allows (contract section 3).
+//! allows (contract section 3). The numbers (opening at the threshold, leaving OPEN no sooner than
+//! the open timeout) are judged by the scenario's own [`Observer`], replayed over the history, so
+//! a chaos run and a single-fault scenario judge a transition alike; this file adds what only a
+//! whole history shows: a move with no call to make it, HALF_OPEN straight from CLOSED, closing
+//! without successful calls.
 
 use std::time::Duration;
 
-use super::{Checker, Thresholds, Violation, disturbances, Rules};
+use super::{Checker, Rules, Thresholds, Violation, disturbances};
 use crate::scenario::chaos::history::{BreakerSeen, History, Op, OpKind, RequestOutcome, RevocationOutcome};
 use crate::scenario::chaos::schedule::Schedule;
+use crate::scenario::observer::Observer;
 use crate::vocab::fault::Service;
-use crate::vocab::health::{Breaker, BreakerState};
+use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Breakers, Detailed};
 use crate::vocab::units::secs;
-
 
 /// Breaker transitions that DIVE's state machine cannot make, per instance and breaker, judged
 /// between consecutive health observations.
 pub fn legal_breakers(history: &History, schedule: &Schedule, rules: &Rules) -> Vec<Violation> {
     let disturbances = disturbances(history, schedule, rules);
-    let mut found = Vec::new();
+    let mut found = observed(history, rules);
     for instance in history.instances() {
         let observations = history.health_of(instance);
         let traffic: Vec<&Op> = history
@@ -44,18 +48,65 @@ pub fn legal_breakers(history: &History, schedule: &Schedule, rules: &Rules) -> 
     found
 }
 
+/// The [`Observer`]'s judgements of every instance's breaker readings, in the order they were
+/// asked for, each at the reading that showed it.
+fn observed(history: &History, rules: &Rules) -> Vec<Violation> {
+    // The observer takes instants: any origin will do, the history's times are offsets from it.
+    let origin = std::time::Instant::now();
+    let mut found = Vec::new();
+    for instance in history.instances() {
+        let mut observer = Observer::new(rules.time_scale);
+        for op in history.health_of(instance) {
+            let OpKind::Health { overall, breakers } = &op.kind else {
+                continue;
+            };
+            let Some(breakers) = as_detailed_breakers(breakers) else {
+                continue;
+            };
+            let detailed = Detailed {
+                status: *overall,
+                timestamp: String::new(),
+                uptime: None,
+                services: None,
+                circuit_breakers: Some(breakers),
+                error: None,
+                http_code: None,
+            };
+            observer.detailed(origin + op.invoked, origin + op.completed, instance, &detailed);
+            found.extend(observer.judged.drain(..).map(|finding| Violation {
+                checker: Checker::LegalBreakers,
+                at: op.invoked,
+                instance: instance.to_string(),
+                message: finding.message,
+                defect: finding.defect,
+            }));
+        }
+    }
+    found
+}
+
+/// The four breakers as a detailed health answer carries them; `None` unless all four were seen.
+fn as_detailed_breakers(seen: &[BreakerSeen]) -> Option<Breakers> {
+    let stats = |breaker| {
+        seen.iter().find(|b| b.breaker == breaker).map(|b| BreakerStats {
+            state: b.state,
+            failures: b.failures,
+            reject_count: 0,
+        })
+    };
+    Some(Breakers {
+        opa: stats(Breaker::Opa)?,
+        keycloak: stats(Breaker::Keycloak)?,
+        mongodb: stats(Breaker::Mongodb)?,
+        kas: stats(Breaker::Kas)?,
+    })
+}
+
 /// One observation of one breaker.
 #[derive(Clone, Copy)]
 struct Seen<'a> {
     op: &'a Op,
     breaker: BreakerSeen,
-}
-
-/// An OPEN spell: the breaker cannot have opened before `earliest_start` (it was seen in another
-/// state then), and was first seen OPEN by `first_seen`.
-struct Spell<'a> {
-    earliest_start: Duration,
-    first_seen: &'a Op,
 }
 
 struct BreakerJudge<'a> {
@@ -75,32 +126,18 @@ impl<'a> BreakerJudge<'a> {
             .filter_map(|op| op.breaker(self.breaker).map(|breaker| Seen { op, breaker }))
             .collect();
         let mut found = Vec::new();
-        let mut spell: Option<Spell> = None;
         for pair in seen.windows(2) {
             let (before, after) = (pair[0], pair[1]);
             // Across a restart every breaker starts CLOSED again; when two observations overlap,
             // which one sampled first is unknown. Judge neither, and forget the spell.
             if self.restarted_between(before, after) || after.op.invoked < before.op.completed {
-                spell = None;
                 continue;
             }
             match (before.breaker.state, after.breaker.state) {
-                (Closed | HalfOpen, Open) => {
-                    if before.breaker.state == Closed {
-                        found.extend(self.opened_below_threshold(before, after));
-                    }
-                    spell = Some(Spell {
-                        earliest_start: before.op.invoked,
-                        first_seen: after.op,
-                    });
-                }
+                (Closed, Open) => found.extend(self.opened_below_threshold(before, after)),
                 (Closed, HalfOpen) => found.extend(self.half_opened_from_closed(before, after)),
-                (Open, HalfOpen) => {
-                    found.extend(spell.take().and_then(|spell| self.left_open_early(&spell, after)));
-                    found.extend(self.half_opened_without_a_call(before, after));
-                }
+                (Open, HalfOpen) => found.extend(self.half_opened_without_a_call(before, after)),
                 (Open, Closed) => {
-                    found.extend(spell.take().and_then(|spell| self.left_open_early(&spell, after)));
                     // Every closing success came after the OPEN observation, the call that moved
                     // it to HALF_OPEN included.
                     found.extend(self.closed_without_successes(before, after, self.thresholds.successes_to_close));
@@ -131,6 +168,7 @@ impl<'a> BreakerJudge<'a> {
             at: at.invoked,
             instance: self.instance.to_string(),
             message: format!("{} {} breaker {message}", self.instance, self.breaker),
+            defect: None,
         }
     }
 
@@ -155,22 +193,6 @@ impl<'a> BreakerJudge<'a> {
             let message = format!(
                 "went CLOSED -> HALF_OPEN within {}; DIVE reaches HALF_OPEN only from OPEN, after its open timeout of {}",
                 secs(between),
-                secs(self.thresholds.open_timeout)
-            );
-            self.violation(after.op, message)
-        })
-    }
-
-    /// DIVE leaves OPEN only on a call `open_timeout` after the last failure, and the last
-    /// failure is at or after the opening: so never sooner than the timeout after the opening.
-    fn left_open_early(&self, spell: &Spell, after: Seen) -> Option<Violation> {
-        let longest_open = after.op.completed.saturating_sub(spell.earliest_start);
-        (longest_open + self.resolution < self.thresholds.open_timeout).then(|| {
-            let message = format!(
-                "went OPEN -> {} {} after it was first seen OPEN (at most {} after it opened); DIVE's open timeout is {}",
-                after.breaker.state,
-                secs(after.op.invoked.saturating_sub(spell.first_seen.invoked)),
-                secs(longest_open),
                 secs(self.thresholds.open_timeout)
             );
             self.violation(after.op, message)
@@ -237,4 +259,3 @@ impl<'a> BreakerJudge<'a> {
         }
     }
 }
-

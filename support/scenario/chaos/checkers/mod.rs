@@ -27,6 +27,7 @@ use super::history::{History, Op};
 use super::schedule::{Schedule, ScheduledFault};
 use crate::vocab::breaker::BreakerConfig;
 use crate::vocab::fault::Service;
+use crate::vocab::finding::Defect;
 use crate::vocab::health::Breaker;
 use crate::vocab::slo::budget;
 use crate::vocab::units::secs;
@@ -41,6 +42,17 @@ pub enum Checker {
     LegalBreakers,
     RightAnswers,
     Recovery,
+}
+
+impl Checker {
+    /// The requirement the checker judges.
+    pub fn requirement(self) -> &'static str {
+        match self {
+            Checker::LegalBreakers => "4.4-breakers",
+            Checker::RightAnswers => "4.4-answers",
+            Checker::Recovery => "4.4-recovery",
+        }
+    }
 }
 
 impl fmt::Display for Checker {
@@ -61,11 +73,18 @@ pub struct Violation {
     pub at: Duration,
     pub instance: String,
     pub message: String,
+    /// The defect the violation's own evidence names, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defect: Option<Defect>,
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}: {}", self.checker, secs(self.at), self.message)
+        write!(f, "{} at {}: {}", self.checker, secs(self.at), self.message)?;
+        match self.defect {
+            Some(defect) => write!(f, " [{defect}]"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -92,6 +111,8 @@ impl Thresholds {
 /// What the checkers hold DIVE to, and how much slack they allow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rules {
+    /// DIVE's timers on the target, relative to DIVE's own.
+    pub time_scale: f64,
     pub opa: Thresholds,
     pub keycloak: Thresholds,
     pub mongodb: Thresholds,
@@ -118,6 +139,7 @@ impl Rules {
     pub fn dive(time_scale: f64, resolution: Duration) -> Rules {
         let scaled = |s: u64| Duration::from_secs(s).mul_f64(time_scale);
         Rules {
+            time_scale,
             opa: Thresholds::dive(Breaker::Opa, time_scale),
             keycloak: Thresholds::dive(Breaker::Keycloak, time_scale),
             mongodb: Thresholds::dive(Breaker::Mongodb, time_scale),
@@ -169,7 +191,7 @@ impl Rules {
 }
 
 /// The breaker in front of a service, if any.
-fn guarded_by(service: Service) -> Option<Breaker> {
+pub fn guarded_by(service: Service) -> Option<Breaker> {
     match service {
         Service::Opa => Some(Breaker::Opa),
         Service::Keycloak => Some(Breaker::Keycloak),
@@ -237,4 +259,3 @@ pub(super) fn critical(service: Service) -> bool {
 pub(super) fn listed(faults: &[&ScheduledFault]) -> String {
     faults.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
-

@@ -1,5 +1,8 @@
 //! Recovery: after the last restore, every instance is seen in steady state (healthy, every
-//! breaker CLOSED) within the budget derived from DIVE's timers.
+//! breaker CLOSED, and on the hub every spoke listed healthy) within the budget derived from
+//! DIVE's timers. An instance that does not get there is diagnosed from its own readings: a
+//! breaker that stays OPEN while calls keep arriving long past its open timeout is one DIVE's state
+//! machine cannot have, and when it was seen OPEN beside another OPEN breaker, that is R11.
 
 use std::fmt;
 use std::time::Duration;
@@ -9,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::{Checker, Rules, Violation};
 use crate::scenario::chaos::history::{History, Op, OpKind};
 use crate::scenario::chaos::schedule::{Schedule, ScheduledFault};
-use crate::vocab::health::{BreakerState, Overall};
+use crate::vocab::finding::Defect;
+use crate::vocab::health::{Breaker, BreakerState, Overall};
 use crate::vocab::units::secs;
-
 
 /// How long one instance took to reach steady state after the last restore.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,15 +66,27 @@ fn instances_of<'a>(history: &'a History, schedule: &'a Schedule) -> Vec<&'a str
     instances
 }
 
-/// Per instance, from the last restore to the first observation of steady state.
+/// The hub lists no spoke unhealthy.
+fn spokes_healthy(op: &Op) -> bool {
+    matches!(&op.kind, OpKind::Spokes { unhealthy: Some(list) } if list.is_empty())
+}
+
+/// Per instance, from the last restore to the first observation of steady state (on the hub, to
+/// the later of that and the first list of spokes with none unhealthy).
 pub fn recovery_times(history: &History, schedule: &Schedule, rules: &Rules) -> Vec<Recovery> {
     let restored_at = last_restore(history, schedule);
-    let took = |instance: &str| {
-        history
-            .health_of(instance)
-            .into_iter()
-            .find(|op| op.invoked >= restored_at && steady(op))
+    let first = |ops: Vec<&Op>, ok: fn(&Op) -> bool| {
+        ops.into_iter()
+            .find(|op| op.invoked >= restored_at && ok(op))
             .map(|op| op.completed.saturating_sub(restored_at))
+    };
+    let took = |instance: &str| {
+        let health = first(history.health_of(instance), steady)?;
+        let lists = history.spokes_of(instance);
+        if lists.is_empty() {
+            return Some(health);
+        }
+        Some(health.max(first(lists, spokes_healthy)?))
     };
     instances_of(history, schedule)
         .into_iter()
@@ -102,11 +117,17 @@ pub fn recovery(history: &History, schedule: &Schedule, rules: &Rules) -> Vec<Vi
                 last_seen(history, &r.instance)
             ),
         };
+        let stuck = stuck_open(history, &r.instance, restored_at, rules);
+        let (message, defect) = match stuck {
+            Some((why, defect)) => (format!("{message}; {why}"), defect),
+            None => (message, None),
+        };
         Some(Violation {
             checker: Checker::Recovery,
             at: restored_at + r.took.unwrap_or(r.budget),
             instance: r.instance.clone(),
             message,
+            defect,
         })
     };
     recovery_times(history, schedule, rules)
@@ -130,3 +151,57 @@ fn last_seen(history: &History, instance: &str) -> String {
     parts.join(", ")
 }
 
+/// A breaker of `instance` still OPEN at its last reading, although requests kept arriving more
+/// than its open timeout (and the grace) after the last restore: DIVE's breaker lets the first of
+/// them through (OPEN -> HALF_OPEN) and closes after its successes. Says so, and names R11 when the
+/// readings also show it OPEN beside another OPEN breaker, the combination that defect needs.
+fn stuck_open(
+    history: &History,
+    instance: &str,
+    restored_at: Duration,
+    rules: &Rules,
+) -> Option<(String, Option<Defect>)> {
+    let readings = history.health_of(instance);
+    let last = readings
+        .iter()
+        .rev()
+        .find(|op| matches!(&op.kind, OpKind::Health { breakers, .. } if !breakers.is_empty()))?;
+    let stuck = Breaker::ALL.into_iter().find(|b| {
+        let timeout = rules.thresholds(*b).open_timeout;
+        last.breaker(*b).is_some_and(|seen| seen.state == BreakerState::Open)
+            && last.invoked >= restored_at + timeout + rules.grace
+    })?;
+    let timeout = rules.thresholds(stuck).open_timeout;
+    let calls_after = restored_at + timeout + rules.grace;
+    let calls = history
+        .of_instance(instance)
+        .into_iter()
+        .filter(|op| op.invoked >= calls_after && matches!(op.kind, OpKind::Request { .. }))
+        .count();
+    if calls == 0 {
+        return None;
+    }
+    let mut why = format!(
+        "its {stuck} breaker stayed OPEN through {calls} requests sent more than {} (its open timeout) after the last restore, to the last reading at {}; DIVE's lets a call through once its open timeout has passed since its last failure",
+        secs(timeout),
+        secs(last.invoked)
+    );
+    let beside = readings.iter().find_map(|op| {
+        let open = |b: Breaker| op.breaker(b).is_some_and(|seen| seen.state == BreakerState::Open);
+        if !open(stuck) {
+            return None;
+        }
+        Breaker::ALL
+            .into_iter()
+            .find(|other| *other != stuck && open(*other))
+            .map(|other| (op.invoked, other))
+    });
+    let defect = beside.map(|(at, other)| {
+        why.push_str(&format!(
+            "; it was seen OPEN beside the {other} breaker at {}",
+            secs(at)
+        ));
+        Defect::R11
+    });
+    Some((why, defect))
+}

@@ -1,11 +1,11 @@
 //! The checkers on hand-made histories.
 
 use super::*;
-use crate::scenario::chaos::history::{History, OpKind, RequestOutcome, RevocationOutcome};
-use crate::vocab::health::{Breaker, BreakerState, Overall};
 use crate::scenario::chaos::history::BreakerSeen;
-use crate::vocab::fault::FaultKind;
+use crate::scenario::chaos::history::{History, OpKind, RequestOutcome, RevocationOutcome};
 use crate::scenario::chaos::schedule::tests::{fault, schedule_of};
+use crate::vocab::fault::FaultKind;
+use crate::vocab::health::{Breaker, BreakerState, Overall};
 
 /// At time scale 0.1: opa opens after 5 failures, stays OPEN 6.0 s, closes after 2 successes.
 fn rules() -> Rules {
