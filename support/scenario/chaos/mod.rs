@@ -12,6 +12,7 @@
 
 pub mod checkers;
 pub mod history;
+pub mod phase;
 pub mod rng;
 pub mod run;
 pub mod schedule;
