@@ -56,7 +56,13 @@ fn observed(history: &History, rules: &Rules) -> Vec<Violation> {
     let mut found = Vec::new();
     for instance in history.instances() {
         let mut observer = Observer::new(rules.time_scale);
+        // Readings that overlap in time sampled in an unknown order: only those that start after
+        // the last one fed has completed are fed, as a scenario's sequential polls would be.
+        let mut fed_until = None;
         for op in history.health_of(instance) {
+            if fed_until.is_some_and(|until| op.invoked < until) {
+                continue;
+            }
             let OpKind::Health { overall, breakers } = &op.kind else {
                 continue;
             };
@@ -73,6 +79,7 @@ fn observed(history: &History, rules: &Rules) -> Vec<Violation> {
                 http_code: None,
             };
             observer.detailed(origin + op.invoked, origin + op.completed, instance, &detailed);
+            fed_until = Some(op.completed);
             found.extend(observer.judged.drain(..).map(|finding| Violation {
                 checker: Checker::LegalBreakers,
                 at: op.invoked,
