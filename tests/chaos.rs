@@ -8,12 +8,15 @@
 
 use dive_resilience::infra::config::{Target, must_config};
 use dive_resilience::prelude::*;
-use dive_resilience::scenario::chaos::phase::{self, Outcome, Source};
+use dive_resilience::scenario::chaos::phase::{self, Outcome, Replay, Source};
 use dive_resilience::scenario::chaos::{Limits, Schedule};
 use dive_resilience::vocab::fault::FaultKind as Kind;
 
 /// Seeds every CI run replays on the intended reference (hub and spokes).
 const CI_SEEDS: [u64; 2] = [7, 2026];
+
+/// The test that replays any seed or journaled schedule on the configured target.
+const FRESH: &str = "chaos_fresh_seed_keeps_dive_correct";
 
 /// Replays spent shrinking a failing CI schedule.
 const MAX_REPLAYS: usize = 8;
@@ -23,7 +26,7 @@ const MAX_REPLAYS: usize = 8;
 async fn chaos_on<F>(
     deployment: Result<Deployment, Finding>,
     source: Source,
-    test: &str,
+    replay: Replay,
     max_replays: usize,
     fresh: F,
 ) -> (Verdict, Outcome)
@@ -33,7 +36,7 @@ where
     let mut outcome = Outcome::default();
     let verdict = run_on(deployment, "4.4-chaos", async |d: &Deployment, s: &mut Scenario| {
         let schedule = source.schedule(&phase::limits(d));
-        outcome = phase::chaos(d, s, schedule, test, max_replays, fresh).await?;
+        outcome = phase::chaos(d, s, schedule, replay, max_replays, fresh).await?;
         Ok(())
     })
     .await;
@@ -44,8 +47,9 @@ where
 #[tokio::test]
 async fn chaos_ci_seed_keeps_dive_correct(#[values(CI_SEEDS[0], CI_SEEDS[1])] seed: u64) {
     let fresh = async || Deployment::reference_federation(Profile::Intended, &[]).await;
-    let test = "chaos_ci_seed_keeps_dive_correct";
-    let (verdict, _) = chaos_on(fresh().await, Source::Seed(seed), test, MAX_REPLAYS, fresh).await;
+    // The fresh-seed test runs the same limits on the same deployment: it replays a CI seed exactly.
+    let replay = Replay::Configured(FRESH);
+    let (verdict, _) = chaos_on(fresh().await, Source::Seed(seed), replay, MAX_REPLAYS, fresh).await;
     verdict.must_pass();
 }
 
@@ -62,14 +66,7 @@ async fn chaos_fresh_seed_keeps_dive_correct() {
     }
     let source = Source::configured().unwrap_or_else(|f| panic!("{f}"));
     let fresh = async || Deployment::federation().await;
-    let (verdict, _) = chaos_on(
-        fresh().await,
-        source,
-        "chaos_fresh_seed_keeps_dive_correct",
-        MAX_REPLAYS,
-        fresh,
-    )
-    .await;
+    let (verdict, _) = chaos_on(fresh().await, source, Replay::Configured(FRESH), MAX_REPLAYS, fresh).await;
     verdict.must_pass();
 }
 
@@ -105,11 +102,11 @@ async fn with_r11() -> Result<Deployment, Finding> {
 
 async fn self_check_run(seed: u64) -> (Verdict, Outcome) {
     let schedule = Schedule::generate(seed, &self_check_limits());
-    let test = "self_check_chaos_finds_a_breaker_stuck_open_and_shrinks_it_to_two_faults";
+    let replay = Replay::Fixed("self_check_chaos_finds_a_breaker_stuck_open_and_shrinks_it_to_two_faults");
     chaos_on(
         with_r11().await,
         Source::Journaled(schedule),
-        test,
+        replay,
         SELF_CHECK_REPLAYS,
         with_r11,
     )

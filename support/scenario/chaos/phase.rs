@@ -83,6 +83,39 @@ impl Source {
     }
 }
 
+/// The test that replays a run, and whether it takes its schedule from the environment.
+#[derive(Debug, Clone, Copy)]
+pub enum Replay {
+    /// Honours `DIVE_CHAOS_SEED` and `DIVE_CHAOS_SCHEDULE` on the configured target.
+    Configured(&'static str),
+    /// Runs fixed seeds on a deployment of its own: running it again replays them.
+    Fixed(&'static str),
+}
+
+impl Replay {
+    fn seed(self, schedule: &Schedule) -> String {
+        match self {
+            Replay::Configured(test) => schedule.replay_command(test),
+            Replay::Fixed(test) => format!(
+                "cargo test --test chaos {test} (its seeds are fixed: seed {} draws this schedule again)",
+                schedule.seed
+            ),
+        }
+    }
+
+    fn journaled(self, path: &std::path::Path) -> String {
+        match self {
+            Replay::Configured(test) => {
+                format!("DIVE_CHAOS_SCHEDULE={} cargo test --test chaos {test}", path.display())
+            }
+            Replay::Fixed(test) => format!(
+                "cargo test --test chaos {test} (journaled at {}; the test searches and shrinks again)",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// What a chaos scenario hands back besides its verdict.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -115,12 +148,12 @@ pub async fn run_once(d: &Deployment, schedule: &Schedule) -> Result<ChaosRun, F
 }
 
 /// The scenario body: runs `schedule` on `d`; when a checker fails, shrinks it within
-/// `max_replays` runs, each on a deployment `fresh` starts. `test` names the test that replays it.
+/// `max_replays` runs, each on a deployment `fresh` starts. `replay` says how to run it again.
 pub async fn chaos<F>(
     d: &Deployment,
     s: &mut Scenario,
     schedule: Schedule,
-    test: &str,
+    replay: Replay,
     max_replays: usize,
     fresh: F,
 ) -> Result<Outcome, Finding>
@@ -131,7 +164,7 @@ where
         s.preflight(inst).await?;
     }
     s.report(format!("{schedule}"));
-    s.report(format!("replay: {}", schedule.replay_command(test)));
+    s.report(format!("replay: {}", replay.seed(&schedule)));
     let path = journal_schedule(&schedule, "schedule");
     if let Some(path) = &path {
         s.event(format!("schedule journaled: {}", path.display()));
@@ -178,10 +211,7 @@ where
     let last_failing = last_failing.into_inner().unwrap_or_else(PoisonError::into_inner);
     s.report(format!("{shrunk}"));
     if let Some(path) = journal_schedule(&shrunk.schedule, "shrunk") {
-        s.report(format!(
-            "replay the shrunk schedule: DIVE_CHAOS_SCHEDULE={} cargo test --test chaos {test}",
-            path.display()
-        ));
+        s.report(format!("replay the shrunk schedule: {}", replay.journaled(&path)));
     }
     if !shrunk.steps.is_empty() {
         s.report(timeline(
