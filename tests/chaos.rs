@@ -151,3 +151,49 @@ async fn self_check_a_failing_seed_replays_to_the_same_schedule_and_verdict() {
     assert_eq!(first.schedule, second.schedule);
     assert_eq!(verdict(&first), verdict(&second));
 }
+
+// ------------------------------------------------------------------ the live code, on a live-shaped DIVE
+
+/// A partition on a live DIVE is DIVE's own recipe, run through the live target's code against
+/// the live-shaped reference: `docker network disconnect` from every network its callers use, and
+/// back with `docker network connect --alias`, under the same guards and ledger; the checkers
+/// hold over the history.
+#[tokio::test]
+async fn live_shaped_chaos_partitions_through_dives_networks() {
+    use dive_resilience::reference::live_shaped::LiveShaped;
+    use dive_resilience::scenario::chaos::ScheduledFault;
+    let deployment = Deployment::live_shaped("head-intended", |_| {}).await;
+    let mut calls = Vec::new();
+    let verdict = run_on(deployment, "4.4-chaos", async |d: &Deployment, s: &mut Scenario| {
+        let spoke = d.spokes().first().map_or("USA".to_string(), |i| i.code.clone());
+        let at = |tenths: u64| std::time::Duration::from_millis(100 * tenths).mul_f64(d.time_scale * 10.0);
+        let partition = |id, instance: &str, service, start, length| ScheduledFault {
+            id,
+            instance: instance.to_string(),
+            service,
+            kind: Kind::Partition,
+            start: at(start),
+            duration: at(length),
+        };
+        let schedule = Schedule {
+            seed: 0,
+            limits: phase::limits(d),
+            faults: vec![
+                partition(0, "USA", Service::Opa, 5, 15),
+                partition(1, &spoke, Service::Keycloak, 10, 15),
+            ],
+        };
+        let replay = Replay::Fixed("live_shaped_chaos_partitions_through_dives_networks");
+        let no_replays = async || Err(Finding::precondition("a passing run is not shrunk"));
+        phase::chaos(d, s, schedule, replay, 0, no_replays).await?;
+        calls = d.kept::<LiveShaped>().map(LiveShaped::calls).unwrap_or_default();
+        Ok(())
+    })
+    .await;
+    verdict.must_pass();
+    let network: Vec<&String> = calls.iter().filter(|c| c.contains("network")).collect();
+    assert!(
+        network.iter().any(|c| c.contains("disconnect")) && network.iter().any(|c| c.contains("connect")),
+        "{calls:#?}"
+    );
+}

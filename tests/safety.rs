@@ -404,6 +404,7 @@ async fn child_runs_a_scenario() {
 #[case::paused_redis(Service::CacheRedis, FaultKind::Pause)]
 #[case::killed_blacklist(Service::RevocationStore, FaultKind::Kill)]
 #[case::stopped_backend(Service::Backend, FaultKind::Stop)]
+#[case::partitioned_kas(Service::Kas, FaultKind::Partition)]
 #[tokio::test]
 async fn every_fault_kind_takes_effect_and_is_undone(#[case] service: Service, #[case] kind: FaultKind) {
     let dive = Deployment::reference(Profile::Intended)
