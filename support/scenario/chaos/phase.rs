@@ -18,7 +18,6 @@ use crate::infra::config::must_config;
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::Finding;
-use crate::vocab::units::secs;
 
 /// The health poll's period: one tick of slack on every judgement of time.
 pub const RESOLUTION: Duration = Duration::from_millis(250);
@@ -165,11 +164,24 @@ where
     }
     s.report(format!("{schedule}"));
     s.report(format!("replay: {}", replay.seed(&schedule)));
-    let path = journal_schedule(&schedule, "schedule");
+    let path = journal(
+        &schedule,
+        &format!("schedule-{}-{}", schedule.seed, schedule.faults.len()),
+    );
     if let Some(path) = &path {
         s.event(format!("schedule journaled: {}", path.display()));
     }
     let run = run_once(d, &schedule).await?;
+    if let Some(path) = journal(
+        &run.history,
+        &format!("history-{}-{}", schedule.seed, schedule.faults.len()),
+    ) {
+        s.event(format!(
+            "history journaled: {} ({} operations)",
+            path.display(),
+            run.history.ops.len()
+        ));
+    }
     s.report(timeline(&schedule, &run.history, &run.violations));
     for recovery in &run.recoveries {
         s.report(format!("4.4-recovery: {recovery}"));
@@ -210,7 +222,8 @@ where
     .await;
     let last_failing = last_failing.into_inner().unwrap_or_else(PoisonError::into_inner);
     s.report(format!("{shrunk}"));
-    if let Some(path) = journal_schedule(&shrunk.schedule, "shrunk") {
+    let name = format!("shrunk-{}-{}", shrunk.schedule.seed, shrunk.schedule.faults.len());
+    if let Some(path) = journal(&shrunk.schedule, &name) {
         s.report(format!("replay the shrunk schedule: {}", replay.journaled(&path)));
     }
     if !shrunk.steps.is_empty() {
@@ -251,26 +264,21 @@ fn checkers_of(violations: &[Violation]) -> String {
     names.join(", ")
 }
 
-/// Writes `schedule` next to the run's journals as `<what>-<seed>.json`, for
-/// `DIVE_CHAOS_SCHEDULE`; `None` (said on stderr) when it cannot.
-fn journal_schedule(schedule: &Schedule, what: &str) -> Option<PathBuf> {
+/// Writes `value` next to the run's journals as `<name>.json` (a schedule for
+/// `DIVE_CHAOS_SCHEDULE`, a history); `None` (said on stderr) when it cannot.
+fn journal(value: &impl serde::Serialize, name: &str) -> Option<PathBuf> {
     let config = must_config();
     let dir = config.state_dir.join(&config.run_id);
-    let path = dir.join(format!("{what}-{}-{}.json", schedule.seed, schedule.faults.len()));
+    let path = dir.join(format!("{name}.json"));
     let written = std::fs::create_dir_all(&dir)
         .map_err(|e| e.to_string())
-        .and_then(|()| serde_json::to_string_pretty(schedule).map_err(|e| e.to_string()))
+        .and_then(|()| serde_json::to_string_pretty(value).map_err(|e| e.to_string()))
         .and_then(|json| std::fs::write(&path, json).map_err(|e| e.to_string()));
     match written {
         Ok(()) => Some(path),
         Err(e) => {
-            eprintln!("[4.4-chaos] schedule not journaled at {}: {e}", path.display());
+            eprintln!("[4.4-chaos] not journaled at {}: {e}", path.display());
             None
         }
     }
-}
-
-/// How long a run of `schedule` takes at most, for reports: the schedule, then the recovery budget.
-pub fn longest_run(d: &Deployment, schedule: &Schedule) -> String {
-    secs(schedule.end() + rules(d).recovery_budget(schedule))
 }
