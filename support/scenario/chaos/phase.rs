@@ -163,13 +163,13 @@ where
         s.preflight(inst).await?;
     }
     s.report(format!("{schedule}"));
-    s.report(format!("replay: {}", replay.seed(&schedule)));
-    let path = journal(
-        &schedule,
-        &format!("schedule-{}-{}", schedule.seed, schedule.faults.len()),
-    );
-    if let Some(path) = &path {
-        s.event(format!("schedule journaled: {}", path.display()));
+    // A journaled schedule (a shrunk one) is not what its seed draws: only the file replays it.
+    if Schedule::generate(schedule.seed, &schedule.limits) == schedule {
+        s.report(format!("replay: {}", replay.seed(&schedule)));
+    }
+    let name = format!("schedule-{}-{}", schedule.seed, schedule.faults.len());
+    if let Some(path) = journal(&schedule, &name) {
+        s.report(format!("replay this schedule exactly: {}", replay.journaled(&path)));
     }
     let run = run_once(d, &schedule).await?;
     if let Some(path) = journal(

@@ -231,7 +231,7 @@ async fn requests(recorder: Recorder, code: String, mut traffic: Traffic, tick: 
             },
             Some(401) => RequestOutcome::Unauthorized,
             Some(404) => RequestOutcome::NotFound,
-            Some(status) if status >= 500 => RequestOutcome::ServerError(status),
+            // A 5xx, or any other answer no working DIVE gives this request: a failure either way.
             Some(status) => RequestOutcome::ServerError(status),
             None => RequestOutcome::NoAnswer,
         };
