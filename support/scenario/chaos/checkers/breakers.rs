@@ -141,7 +141,9 @@ impl<'a> BreakerJudge<'a> {
                 continue;
             }
             match (before.breaker.state, after.breaker.state) {
-                (Closed, Open) => found.extend(self.opened_below_threshold(before, after)),
+                // Not judged by the count an OPEN reading shows: a call in flight when it opened
+                // still lands, and a success resets DIVE's count to 0 even while OPEN. The
+                // Observer judges the threshold from the CLOSED readings instead.
                 (Closed, HalfOpen) => found.extend(self.half_opened_from_closed(before, after)),
                 (Open, HalfOpen) => found.extend(self.half_opened_without_a_call(before, after)),
                 (Open, Closed) => {
@@ -177,20 +179,6 @@ impl<'a> BreakerJudge<'a> {
             message: format!("{} {} breaker {message}", self.instance, self.breaker),
             defect: None,
         }
-    }
-
-    /// CLOSED opens at its threshold, so OPEN with fewer failures means it went OPEN -> HALF_OPEN
-    /// -> OPEN (one failure in HALF_OPEN reopens it): impossible in less than the open timeout.
-    fn opened_below_threshold(&self, before: Seen, after: Seen) -> Option<Violation> {
-        let threshold = self.thresholds.failures_to_open;
-        let too_soon = self.longest_between(before, after) < self.thresholds.open_timeout;
-        (after.breaker.failures < threshold && too_soon).then(|| {
-            let message = format!(
-                "went CLOSED -> OPEN with failures={}; DIVE opens it only at {threshold} consecutive failures",
-                after.breaker.failures
-            );
-            self.violation(after.op, message)
-        })
     }
 
     /// HALF_OPEN is reached only from OPEN, after the open timeout.

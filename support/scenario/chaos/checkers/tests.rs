@@ -121,7 +121,7 @@ fn closing_without_successful_calls_is_illegal() {
 }
 
 #[test]
-fn opening_below_the_failure_threshold_or_half_opening_from_closed_is_illegal() {
+fn half_opening_from_closed_or_closing_without_calls_is_illegal() {
     let schedule = schedule_of(vec![]);
     let mut history = History::new();
     health(&mut history, "FRA", 1.0, Overall::Healthy, CLOSED);
@@ -130,14 +130,20 @@ fn opening_below_the_failure_threshold_or_half_opening_from_closed_is_illegal() 
     health(&mut history, "FRA", 20.1, Overall::Healthy, HALF_OPEN);
     let found = legal_breakers(&history, &schedule, &rules());
     let messages: Vec<&str> = found.iter().map(|v| v.message.as_str()).collect();
-    assert_eq!(
-        messages[0],
-        "FRA opa breaker went CLOSED -> OPEN with failures=2; DIVE opens it only at 5 consecutive failures"
-    );
-    // The OPEN -> CLOSED between them (at 1.1 s and 20 s) had no successful call either.
-    assert!(messages[1].starts_with("FRA opa breaker went OPEN -> CLOSED with 0 requests decided by OPA"));
-    assert!(messages[2].starts_with("FRA opa breaker went CLOSED -> HALF_OPEN within 250 ms"));
-    assert_eq!(found.len(), 3, "{messages:?}");
+    // The OPEN -> CLOSED between 1.1 s and 20 s had no successful call.
+    assert!(messages[0].starts_with("FRA opa breaker went OPEN -> CLOSED with 0 requests decided by OPA"));
+    assert!(messages[1].starts_with("FRA opa breaker went CLOSED -> HALF_OPEN within 250 ms"));
+    assert_eq!(found.len(), 2, "{messages:?}");
+}
+
+#[test]
+fn an_open_breaker_may_show_fewer_failures_than_its_threshold() {
+    // Seed 108's false alarm: a call in flight when the breaker opened succeeded and reset DIVE's
+    // count to 0 while OPEN.
+    let mut history = History::new();
+    health(&mut history, "TST", 1.0, Overall::Healthy, CLOSED);
+    health(&mut history, "TST", 1.5, Overall::Healthy, (BreakerState::Open, 0));
+    assert_eq!(legal_breakers(&history, &schedule_of(vec![]), &rules()), []);
 }
 
 #[test]
