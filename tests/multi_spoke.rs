@@ -22,6 +22,9 @@ async fn federation_is_up(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
     for inst in d.instances() {
         s.preflight(inst).await?;
     }
+    for finding in d.coalition_findings() {
+        s.finding(finding.clone());
+    }
     let federation = d.hub().federation_health().await.map_err(Finding::fail)?;
     if !federation.healthy {
         s.finding(Finding::fail(format!(
@@ -404,6 +407,26 @@ async fn live_shaped_a_cli_that_exits_zero_without_effect_is_d10() {
             .await
             .must_fail_naming(&[Defect::D10])
     );
+}
+
+#[tokio::test]
+async fn live_shaped_head_all_spokes_are_those_that_run_and_are_registered() {
+    let head = Deployment::live_shaped_with("head-intended", |_| {}, &[("DIVE_SPOKES", "all")]).await;
+    let verdict = run_on(head, "5.1-deploy", async |d: &Deployment, s: &mut Scenario| {
+        federation_is_up(d, s).await?;
+        let mut found: Vec<&str> = d.spokes().iter().map(|i| i.code.as_str()).collect();
+        let mut running: Vec<&str> = must_config().spokes.iter().map(String::as_str).collect();
+        found.sort_unstable();
+        running.sort_unstable();
+        if found != running {
+            s.finding(Finding::fail(format!(
+                "DIVE_SPOKES=all found {found:?}; the deployment runs {running:?}"
+            )));
+        }
+        Ok(())
+    })
+    .await;
+    verdict.must_pass();
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ use crate::infra::config::Secret;
 use crate::infra::http::{Http, HttpError, join};
 use crate::infra::poll::Pace;
 use crate::vocab::api::{
-    BlacklistCheck, Blacklisted, FederationHealth, MAX_PAGE_SIZE, ResourceList, ResourceSummary, TokenAnswer,
+    BlacklistCheck, Blacklisted, FederationHealth, FederationStatus, MAX_PAGE_SIZE, ResourceList, ResourceSummary,
+    TokenAnswer,
 };
 use crate::vocab::fault::{FaultKind, FaultSpec, Service};
 use crate::vocab::finding::{Defect, Finding};
@@ -256,6 +257,17 @@ impl Instance {
         Ok(self
             .http
             .get::<FederationHealth>(&url, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?
+            .body)
+    }
+
+    /// `GET /api/federation/status` (the hub's registry of its spokes).
+    pub async fn federation_status(&self) -> Result<FederationStatus, String> {
+        let url = join(&self.backend, "/api/federation/status");
+        Ok(self
+            .http
+            .get::<FederationStatus>(&url, Duration::from_secs(10))
             .await
             .map_err(|e| e.to_string())?
             .body)

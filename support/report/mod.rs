@@ -200,20 +200,7 @@ fn clip(text: &str, max: usize) -> String {
 /// `summary.md` of a run folder, from every journal in it (oldest first). Journals that do not
 /// parse are listed as such rather than dropped.
 pub fn summary_markdown(dir: &Path) -> String {
-    let mut journals = Vec::new();
-    let mut unreadable = Vec::new();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    paths.retain(|p| p.extension().is_some_and(|x| x == "json"));
-    paths.sort();
-    for p in paths {
-        match read_journal(&p) {
-            Ok(j) => journals.push((p, j)),
-            Err(e) => unreadable.push(e),
-        }
-    }
-    journals.sort_by_key(|(_, j)| j.started_unix_ms);
+    let (journals, unreadable) = run_journals(dir);
     let rows: Vec<Row> = journals.iter().flat_map(|(_, j)| rows(j)).collect();
     let run = dir
         .file_name()
@@ -299,7 +286,67 @@ extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(print_summary);
 }
 
-/// Prints this process's rows and regenerates the run folder's `summary.md`.
+/// Every journal of a run folder, oldest first, and a line for each that does not parse.
+fn run_journals(dir: &Path) -> (Vec<(PathBuf, Journal)>, Vec<String>) {
+    let mut journals = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension().is_some_and(|x| x == "json"));
+    paths.sort();
+    for p in paths {
+        match read_journal(&p) {
+            Ok(j) => journals.push((p, j)),
+            Err(e) => unreadable.push(e),
+        }
+    }
+    journals.sort_by_key(|(_, j)| j.started_unix_ms);
+    (journals, unreadable)
+}
+
+/// `index.html` of a run folder: the one file a person opens. Each scenario with its verdict and
+/// findings, its timeline drawn in place, and links to its journal and to `summary.md`.
+pub fn index_html(dir: &Path) -> String {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let (journals, unreadable) = run_journals(dir);
+    let run = dir
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let mut out = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>DIVE resilience run {run}</title></head>\n<body style=\"font-family: sans-serif\">\n<h1>DIVE resilience run {run}</h1>\n<p><a href=\"summary.md\">summary.md</a>: every measurement against its budget.</p>\n",
+        run = esc(&run)
+    );
+    for (p, j) in &journals {
+        let file = |ext: &str| {
+            p.with_extension(ext)
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+        };
+        out.push_str(&format!(
+            "<h2>{} on {}: {}</h2>\n<ul>\n",
+            esc(&j.requirement),
+            esc(&j.target),
+            j.verdict
+        ));
+        for f in &j.findings {
+            out.push_str(&format!("<li>{}</li>\n", esc(&f.to_string())));
+        }
+        out.push_str(&format!(
+            "</ul>\n<p><a href=\"{json}\">journal</a></p>\n<img src=\"{svg}\" alt=\"timeline of {req}\" style=\"max-width: 100%\">\n",
+            json = file("json"),
+            svg = file("svg"),
+            req = esc(&j.requirement)
+        ));
+    }
+    for e in unreadable {
+        out.push_str(&format!("<p>unreadable journal: {}</p>\n", esc(&e)));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// Prints this process's rows and regenerates the run folder's `summary.md` and `index.html`.
 fn print_summary() {
     let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(dir) = registry.dir.clone() else {
@@ -319,6 +366,15 @@ fn print_summary() {
         }
         Err(e) => {
             let _ = writeln!(err, "summary not written: {e}");
+        }
+    }
+    let index = dir.join("index.html");
+    match write_atomically(&index, &index_html(&dir)) {
+        Ok(()) => {
+            let _ = writeln!(err, "report: {}", index.display());
+        }
+        Err(e) => {
+            let _ = writeln!(err, "report not written: {e}");
         }
     }
 }
@@ -373,7 +429,11 @@ mod tests {
         write_journal(&b, &dir).expect("written");
         std::fs::write(dir.join("broken.json"), "{").expect("written");
         let md = summary_markdown(&dir);
+        let html = index_html(&dir);
         let _ = std::fs::remove_dir_all(&dir);
+        assert!(html.contains(r#"<img src="4.1-opa-1.svg""#), "{html}");
+        assert!(html.contains(r#"<a href="summary.md">"#), "{html}");
+        assert!(html.contains("unreadable journal"), "{html}");
         assert!(
             md.contains("| requirement | target | measured | budget | verdict | finding |"),
             "{md}"

@@ -136,6 +136,33 @@ pub struct FederationHealth {
     pub unhealthy_spokes: Vec<UnhealthySpoke>,
 }
 
+/// `GET /api/federation/status` on the hub (no authentication): its federation registry, one
+/// entry per instance. At 15a319e6 the entries come from a static file, and those not registered
+/// carry the status `unknown`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederationStatus {
+    pub instances: Vec<RegisteredInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredInstance {
+    pub code: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl FederationStatus {
+    /// The codes of the spokes registered with the hub (upper case), the hub itself left out.
+    pub fn registered_spokes(&self, hub: &str) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| i.status.as_deref() != Some("unknown"))
+            .map(|i| i.code.to_uppercase())
+            .filter(|c| c != hub)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnhealthySpoke {
@@ -155,6 +182,17 @@ pub struct TokenAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_leaves_out_the_hub_and_entries_of_unknown_status() {
+        // 15a319e6 lists every instance of its static file; those never registered are `unknown`.
+        let status: FederationStatus = serde_json::from_str(
+            r#"{"instances":[{"code":"USA","status":"approved"},{"code":"fra","status":"approved"},
+                {"code":"GBR","status":"unknown"},{"code":"DEU"}]}"#,
+        )
+        .expect("a registry answer");
+        assert_eq!(status.registered_spokes("USA"), ["FRA", "DEU"]);
+    }
 
     fn answer(body: &str) -> ResourceAnswer {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod api;
 pub mod authz;
+pub mod blast;
 pub mod breaker;
 pub mod coalition;
 pub mod fault;

@@ -366,7 +366,7 @@ impl Control for LiveControl {
         match change {
             Change::Fault(spec) => Some(self.commands(spec).1.iter().map(Exec::argv_vec).collect()),
             Change::Lockout { user } => Some(vec![self.lockout_command(user).argv_vec()]),
-            Change::Container { .. } => None,
+            Change::Container { .. } | Change::Silence { .. } => None,
         }
     }
 

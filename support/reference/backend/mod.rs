@@ -162,6 +162,7 @@ pub fn router(cfg: BackendConfig) -> Router {
         .route("/api/blacklist/check", post(auth::blacklist_check))
         .route("/api/federation/heartbeat", post(federation::heartbeat))
         .route("/api/federation/health", get(federation::federation_health))
+        .route("/api/federation/status", get(federation::federation_status))
         .with_state(backend)
 }
 
