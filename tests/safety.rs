@@ -399,6 +399,78 @@ async fn child_runs_a_scenario() {
     verdict.await.must_pass();
 }
 
+/// A chaos run in a dry run on a live target shows its schedule and each fault's commands on
+/// DIVE's containers, a partition as `docker network disconnect` / `connect --alias`, and touches
+/// nothing (DIVE_CHAOS is not needed to look).
+#[tokio::test]
+async fn dry_run_shows_a_chaos_schedule_and_its_partition_commands() {
+    use dive_resilience::scenario::chaos::{Limits, Schedule, ScheduledFault};
+    let dir = scratch("dry-run-chaos");
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let mut vars = live_vars(&dive, &dir);
+    vars.insert("HUB_BACKEND_URL".to_string(), "https://127.0.0.1:9".to_string());
+    vars.insert("DIVE_DRY_RUN".to_string(), "1".to_string());
+    let second = Duration::from_secs(1);
+    let schedule = Schedule {
+        seed: 11,
+        limits: Limits {
+            instances: vec!["USA".to_string()],
+            services: vec![Service::Opa],
+            kinds: vec![FaultKind::Partition],
+            max_faults: 1,
+            max_concurrent: 1,
+            min_duration: second,
+            max_duration: second,
+            total: second * 2,
+            allow_all_critical: false,
+        },
+        faults: vec![ScheduledFault {
+            id: 0,
+            instance: "USA".to_string(),
+            service: Service::Opa,
+            kind: FaultKind::Partition,
+            start: second / 2,
+            duration: second,
+        }],
+    };
+    let file = dir.join("schedule.json");
+    std::fs::write(&file, serde_json::to_string(&schedule).expect("a schedule serialises")).expect("schedule file");
+    vars.insert("DIVE_CHAOS_SCHEDULE".to_string(), file.display().to_string());
+    let out = child("child_runs_chaos", &vars).output().await.expect("child runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("chaos schedule, seed 11: 1 faults"), "{stderr}");
+    assert!(
+        stderr.contains("network disconnect dive-hub_hub-internal dive-hub-opa`, verify its effect"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("network connect --alias opa dive-hub_hub-internal dive-hub-opa`"),
+        "{stderr}"
+    );
+    assert_eq!(runtime_calls(&dir), "", "the container runtime was never called");
+    assert_eq!(
+        ledger_entries(&dir),
+        0,
+        "nothing was recorded as injected on the target"
+    );
+}
+
+#[tokio::test]
+#[ignore = "a child process of the chaos dry-run test, not a test of its own"]
+async fn child_runs_chaos() {
+    use dive_resilience::scenario::chaos::phase::{self, Replay, Source};
+    let verdict = run("4.4-chaos", async |d: &Deployment, s: &mut Scenario| {
+        let schedule = Source::configured()?.schedule(&phase::limits(d));
+        let replay = Replay::Configured("chaos_fresh_seed_keeps_dive_correct");
+        let no_replays = async || Err(Finding::precondition("a dry run is not shrunk"));
+        phase::chaos(d, s, schedule, replay, 0, no_replays).await.map(|_| ())
+    });
+    verdict.await.must_pass();
+}
+
 // ------------------------------------------------------------------ fault kinds
 
 #[rstest::rstest]
@@ -407,6 +479,7 @@ async fn child_runs_a_scenario() {
 #[case::paused_redis(Service::CacheRedis, FaultKind::Pause)]
 #[case::killed_blacklist(Service::RevocationStore, FaultKind::Kill)]
 #[case::stopped_backend(Service::Backend, FaultKind::Stop)]
+#[case::partitioned_kas(Service::Kas, FaultKind::Partition)]
 #[tokio::test]
 async fn every_fault_kind_takes_effect_and_is_undone(#[case] service: Service, #[case] kind: FaultKind) {
     let dive = Deployment::reference(Profile::Intended)

@@ -16,7 +16,10 @@ impl Rehearsal {
         match &self.live {
             Some(live) => {
                 let (apply, undo) = live.commands(spec);
-                (apply.argv(), undo.argv())
+                let shown = |commands: Vec<crate::infra::exec::Exec>| {
+                    commands.iter().map(|c| c.argv()).collect::<Vec<_>>().join(" && ")
+                };
+                (shown(apply), shown(undo))
             }
             None => (
                 format!("{spec} (reference deployment control)"),

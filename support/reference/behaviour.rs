@@ -209,6 +209,7 @@ impl Behaviour {
             Defect::R1 => self.cache_outage_fails_authorization = true,
             Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
             Defect::R8 => self.breaker_quirk = Quirk::ClosesOnTimer,
+            Defect::R11 => self.breaker_quirk = Quirk::SticksOpen,
             Defect::R16 => self.breaker_quirk = Quirk::OffDivesNumbers,
             Defect::R17 => self.opa_down_ignored = true,
             Defect::R18 => self.unhealthy_spokes_stick = true,
@@ -264,6 +265,9 @@ impl Behaviour {
         }
         if self.breaker_quirk == Quirk::ClosesOnTimer {
             out.push(Defect::R8);
+        }
+        if self.breaker_quirk == Quirk::SticksOpen {
+            out.push(Defect::R11);
         }
         if self.breaker_quirk == Quirk::OffDivesNumbers {
             out.push(Defect::R16);

@@ -17,6 +17,10 @@ pub enum Quirk {
     /// Reference defect R8: an OPEN breaker closes by itself once its timeout has passed, with no
     /// call at all (what the plan's "restart, sleep 90, expect CLOSED" assumes).
     ClosesOnTimer,
+    /// Reference defect R11: a HALF_OPEN breaker whose trial call fails while another breaker of
+    /// the backend is OPEN goes back to OPEN for good: it never admits a call again. Only a
+    /// combination of faults shows it (the chaos phase's self-check).
+    SticksOpen,
     /// Reference defect R16: DIVE's state machine with other numbers: eight times the failure
     /// threshold, a quarter of the open timeout, one success to close. The plan's wide budgets
     /// still pass; only judging each transition against DIVE's numbers catches it.
@@ -54,6 +58,8 @@ pub struct CircuitBreaker {
     reject_count: u64,
     total_requests: u64,
     last_failure: Option<Duration>,
+    /// Under R11, once stuck: OPEN for good.
+    stuck: bool,
     /// Every state change, in order, for the transitions counter.
     transitions: Vec<(BreakerState, BreakerState)>,
 }
@@ -69,6 +75,7 @@ impl CircuitBreaker {
             reject_count: 0,
             total_requests: 0,
             last_failure: None,
+            stuck: false,
             transitions: Vec::new(),
         }
     }
@@ -76,6 +83,10 @@ impl CircuitBreaker {
     /// The start of a call at time `now` (any monotonic origin).
     pub fn admit(&mut self, now: Duration) -> Admission {
         self.total_requests += 1;
+        if self.state == BreakerState::Open && self.stuck {
+            self.reject_count += 1;
+            return Admission::Rejected;
+        }
         if self.state == BreakerState::Open {
             let since_failure = self.last_failure.map(|t| now.saturating_sub(t));
             if since_failure.is_some_and(|d| d >= self.config.timeout) {
@@ -100,9 +111,18 @@ impl CircuitBreaker {
     }
 
     pub fn on_failure(&mut self, now: Duration) {
+        self.on_failure_beside(now, false);
+    }
+
+    /// A failed call, knowing whether another breaker of the same backend is OPEN right now
+    /// (which only the R11 quirk looks at).
+    pub fn on_failure_beside(&mut self, now: Duration, another_open: bool) {
         self.failures += 1;
         self.last_failure = Some(now);
         let reopen = self.state == BreakerState::HalfOpen;
+        if reopen && another_open && self.quirk == Quirk::SticksOpen {
+            self.stuck = true;
+        }
         let trip = self.state == BreakerState::Closed && self.failures >= u64::from(self.config.failure_threshold);
         if reopen || trip {
             self.successes = 0;
@@ -270,6 +290,39 @@ mod tests {
             golden.traces.len(),
             path.display()
         );
+    }
+
+    /// Opens `cb` at `at`, then lets its timeout pass: the next call goes through as HALF_OPEN.
+    fn open_then_half_open(cb: &mut CircuitBreaker, config: BreakerConfig, at: Duration) -> Duration {
+        for _ in 0..config.failure_threshold {
+            cb.admit(at);
+            cb.on_failure(at);
+        }
+        let trial = at + config.timeout;
+        assert_eq!(cb.admit(trial), Admission::Proceed);
+        assert_eq!(cb.stats().state, BreakerState::HalfOpen);
+        trial
+    }
+
+    #[test]
+    fn sticks_open_quirk_needs_a_failed_trial_while_another_breaker_is_open() {
+        let config = BreakerConfig::dive(Breaker::Kas, 1.0);
+        // Alone, a failed trial reopens the breaker and the next timeout lets a call through again.
+        let mut alone = CircuitBreaker::new(config, Quirk::SticksOpen);
+        let trial = open_then_half_open(&mut alone, config, Duration::ZERO);
+        alone.on_failure_beside(trial, false);
+        assert_eq!(alone.admit(trial + config.timeout), Admission::Proceed);
+        // With another breaker OPEN at that moment, it never admits a call again.
+        let mut stuck = CircuitBreaker::new(config, Quirk::SticksOpen);
+        let trial = open_then_half_open(&mut stuck, config, Duration::ZERO);
+        stuck.on_failure_beside(trial, true);
+        assert_eq!(stuck.admit(trial + config.timeout * 10), Admission::Rejected);
+        assert_eq!(stuck.stats().state, BreakerState::Open);
+        // DIVE's breaker does not care what the others do.
+        let mut dive = CircuitBreaker::new(config, Quirk::None);
+        let trial = open_then_half_open(&mut dive, config, Duration::ZERO);
+        dive.on_failure_beside(trial, true);
+        assert_eq!(dive.admit(trial + config.timeout), Admission::Proceed);
     }
 
     #[test]

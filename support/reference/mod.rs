@@ -318,6 +318,11 @@ impl Reference {
         .collect()
     }
 
+    /// Applies a fault. A network partition keeps the service running and out of its callers'
+    /// reach; here it is a pause, which is what a partition looks like to a caller that holds a
+    /// connection or a resolved address: its calls hang until their own timeouts. (A caller that
+    /// resolves the name afresh is refused at once instead; the hanging calls are the harder case
+    /// for the breakers, each failure costing a timeout.)
     pub async fn apply(&self, spec: &FaultSpec) -> Result<(), String> {
         if spec.service == Service::Stack {
             for part in Reference::stack(spec) {
@@ -329,7 +334,8 @@ impl Reference {
             match spec.kind {
                 FaultKind::Stop => server.stop(true),
                 FaultKind::Kill => server.stop(false),
-                FaultKind::Pause => server.pause(),
+                // Unreachable while running: to its callers a partition is a pause (see below).
+                FaultKind::Pause | FaultKind::Partition => server.pause(),
             }
             return Ok(());
         }
@@ -350,7 +356,7 @@ impl Reference {
         }
         if let Some(server) = self.server(spec)? {
             return match spec.kind {
-                FaultKind::Pause => {
+                FaultKind::Pause | FaultKind::Partition => {
                     server.resume();
                     Ok(())
                 }

@@ -139,14 +139,14 @@ impl LocalRedis {
         match kind {
             FaultKind::Stop => slot.take().map(|p| p.end(libc::SIGTERM)),
             FaultKind::Kill => slot.take().map(|p| p.end(libc::SIGKILL)),
-            FaultKind::Pause => slot.as_ref().map(|p| p.signal(libc::SIGSTOP)),
+            FaultKind::Pause | FaultKind::Partition => slot.as_ref().map(|p| p.signal(libc::SIGSTOP)),
         };
         Ok(())
     }
 
     fn restore(&self, kind: FaultKind) -> Result<(), String> {
         match kind {
-            FaultKind::Pause => {
+            FaultKind::Pause | FaultKind::Partition => {
                 if let Ok(slot) = self.process.lock()
                     && let Some(p) = slot.as_ref()
                 {
@@ -185,7 +185,7 @@ impl DockerRedis {
         let result = match kind {
             FaultKind::Stop => container.stop().await,
             FaultKind::Kill => container.stop_with_timeout(Some(0)).await,
-            FaultKind::Pause => container.pause().await,
+            FaultKind::Pause | FaultKind::Partition => container.pause().await,
         };
         result.map_err(|e| format!("redis container: {e}"))
     }
@@ -193,7 +193,7 @@ impl DockerRedis {
     async fn restore(&self, kind: FaultKind) -> Result<(), String> {
         let container = self.container.container()?;
         let result = match kind {
-            FaultKind::Pause => container.unpause().await,
+            FaultKind::Pause | FaultKind::Partition => container.unpause().await,
             FaultKind::Stop | FaultKind::Kill => container.start().await,
         };
         result.map_err(|e| format!("redis container: {e}"))

@@ -56,24 +56,32 @@ pub enum FaultKind {
     Kill,
     /// Frozen (`docker pause`): connections are accepted and never answered.
     Pause,
+    /// Cut off the network (`docker network disconnect`, as DIVE's own chaos scripts do): the
+    /// service keeps running, but its callers cannot reach it.
+    Partition,
 }
 
 impl FaultKind {
-    /// The container runtime's verb that applies the fault.
+    pub const ALL: [FaultKind; 4] = [FaultKind::Stop, FaultKind::Kill, FaultKind::Pause, FaultKind::Partition];
+
+    /// The verb that applies the fault: the container runtime's own for stop, kill and pause; a
+    /// partition is `docker network disconnect` (see the live control).
     pub fn verb(self) -> &'static str {
         match self {
             FaultKind::Stop => "stop",
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
         }
     }
 
-    /// The container runtime's verb that undoes it: a frozen service is thawed, a stopped or
-    /// killed one started again.
+    /// The verb that undoes it: a frozen service is thawed, a stopped or killed one started
+    /// again, a partitioned one connected again.
     pub fn undo_verb(self) -> &'static str {
         match self {
             FaultKind::Pause => "unpause",
             FaultKind::Stop | FaultKind::Kill => "start",
+            FaultKind::Partition => "reconnect",
         }
     }
 }
@@ -84,6 +92,12 @@ pub struct FaultSpec {
     pub instance: String,
     pub service: Service,
     pub kind: FaultKind,
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.verb())
+    }
 }
 
 impl fmt::Display for FaultSpec {

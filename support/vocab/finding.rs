@@ -36,6 +36,8 @@ pub enum Defect {
     R7,
     /// A breaker closes on a timer, without traffic.
     R8,
+    /// A breaker sticks OPEN when its dependency fails again in HALF_OPEN while another is OPEN.
+    R11,
     /// A spoke skips signature verification while its Keycloak is down.
     R12,
     /// Tokens with `alg: none` are accepted.
@@ -80,6 +82,9 @@ impl Defect {
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
+            Defect::R11 => {
+                "reference defect: a breaker that fails again in HALF_OPEN while another is OPEN sticks OPEN"
+            }
             Defect::R12 => "reference defect: a spoke skips signature verification while its Keycloak is down",
             Defect::R13 => "reference defect: tokens with alg none are accepted",
             Defect::R14 => "reference defect: expired tokens are accepted",

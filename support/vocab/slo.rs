@@ -142,6 +142,30 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "plan 4.3 task 4",
         0,
     ),
+    req(
+        "4.4-chaos",
+        "a seeded fault schedule over hub and spokes: breakers, answers and recovery hold over the whole history; a failing schedule is shrunk and replays",
+        "plan 4.4 (random failure injection)",
+        0,
+    ),
+    req(
+        "4.4-breakers",
+        "every observed breaker transition is one DIVE's state machine allows",
+        "plan 4.4; contract section 3",
+        0,
+    ),
+    req(
+        "4.4-answers",
+        "no failure while every dependency is up, no 5xx while only non-critical services are down, no revoked token accepted outside DIVE's windows",
+        "plan 4.4; contract sections 2, 7, 8",
+        0,
+    ),
+    req(
+        "4.4-recovery",
+        "after the last restore, every instance healthy with every breaker CLOSED within the budget DIVE's timers give",
+        "plan 4.4; plan 4.2 budgets",
+        0,
+    ),
     req("5.1-deploy", "hub + TST, FRA, DEU up and healthy", "plan 5.1 task 1", 0),
     req(
         "5.1-revoke",
@@ -270,6 +294,16 @@ pub const DERIVED: &[Derived] = &[
         "5.2-expired wait",
         "the longest the suite waits for a genuinely issued token to expire (its lifespan plus DIVE's 30 s clock tolerance) on a live DIVE that cannot issue one already expired",
         120,
+    ),
+    derived(
+        "4.4-answers grace",
+        "a restored service may still fail calls that were in flight (DIVE's call timeouts are 2-5 s) or pools that reconnect: answers are judged this long after a restore, on top of the open timeout of the breaker in front of it",
+        10,
+    ),
+    derived(
+        "4.4-recovery budget",
+        "the grace after a restore (10 s), then the slowest breaker's open timeout (60 s), its closing successes at the harness's pace and one health poll (5 s), and one heartbeat window (30 s) for the hub to hear a restarted spoke; a schedule that faults only services behind faster breakers, or no backend, gets the terms of what it faults",
+        105,
     ),
     derived_plus(
         "steady state",

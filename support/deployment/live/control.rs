@@ -2,6 +2,12 @@
 //! (the CLI cannot stop one service, contract section 9), whole spokes through `./dive` with its
 //! effect verified, every command echoed. The revocation store is the one the hub backend uses:
 //! `dive-hub-redis-blacklist` at 15a319e6, `shared-token-store` (TLS only) at HEAD.
+//!
+//! A network partition is DIVE's own recipe (its `tests/chaos/network-partition.sh`): `docker
+//! network disconnect <network> <container>` from every network its callers reach it on, and
+//! back with `docker network connect --alias <service> <network> <container>`. The alias is what
+//! the backend dials (`opa`, `mongodb-fra`); a plain reconnect restores only the container name,
+//! and the service would stay unreachable although "connected".
 
 use std::time::Duration;
 
@@ -11,7 +17,7 @@ use crate::infra::dive::{CliError, Dive};
 use crate::infra::exec::{Exec, shell_quote};
 use crate::infra::poll::eventually;
 use crate::vocab::coalition::{HUB, is_hub};
-use crate::vocab::fault::{FaultSpec, Service};
+use crate::vocab::fault::{FaultKind, FaultSpec, Service};
 
 /// A single service answers again within this after its container starts.
 const SERVICE_RESTORE_DEADLINE: Duration = Duration::from_secs(120);
@@ -71,6 +77,39 @@ pub fn container_name(instance: &str, service: Service) -> String {
     }
 }
 
+/// The network DIVE's compose puts every service of an instance's stack on: `hub-internal` of
+/// project `dive-hub`, `dive-internal` of project `dive-spoke-<code>`.
+pub fn internal_network(instance: &str) -> String {
+    if is_hub(instance) {
+        "dive-hub_hub-internal".to_string()
+    } else {
+        format!("dive-spoke-{}_dive-internal", instance.to_lowercase())
+    }
+}
+
+/// The external network the hub and the spokes share (Keycloak, backend, the hub's Redis, the
+/// 15a319e6 revocation store, KAS at HEAD).
+pub const SHARED_NETWORK: &str = "dive-shared";
+
+/// The name other containers dial a service by: compose's service name, `<service>` on the hub and
+/// `<service>-<code>` on a spoke (`OPA_URL=https://opa-fra:8181`).
+pub fn service_alias(instance: &str, service: Service) -> String {
+    let name = match service {
+        Service::Backend | Service::Stack => "backend",
+        Service::Opa => "opa",
+        Service::Keycloak => "keycloak",
+        Service::Mongodb => "mongodb",
+        Service::Kas => "kas",
+        Service::CacheRedis => "redis",
+        Service::RevocationStore => "redis-blacklist",
+    };
+    if is_hub(instance) || service == Service::RevocationStore {
+        name.to_string()
+    } else {
+        format!("{name}-{}", instance.to_lowercase())
+    }
+}
+
 /// The scheme and host of a Redis URL (`rediss://:password@shared-token-store:6379`): whether it
 /// is TLS, and the host. The password is not kept.
 pub fn parse_store_url(url: &str) -> Option<(bool, String)> {
@@ -110,6 +149,33 @@ impl LiveControl {
             .deadline(UNDO_DEADLINE)
     }
 
+    /// HEAD's revocation store speaks TLS and 15a319e6's does not: the one mark of the generation
+    /// this control holds, and where KAS sits differs with it.
+    fn head(&self) -> bool {
+        self.store.tls
+    }
+
+    /// The networks a partition takes `spec`'s container off, each with the alias it must come
+    /// back with: every network its callers reach it on (DIVE's compose files, notes in C.2 of the
+    /// port table).
+    pub fn partition_networks(&self, spec: &FaultSpec) -> Vec<(String, String)> {
+        let alias = service_alias(&spec.instance, spec.service);
+        let internal = (internal_network(&spec.instance), alias.clone());
+        let shared = (SHARED_NETWORK.to_string(), alias.clone());
+        match spec.service {
+            // HEAD's `shared-token-store` lives in the monitoring stack, on the shared network only,
+            // and is dialled by its container name.
+            Service::RevocationStore if self.head() => {
+                vec![(SHARED_NETWORK.to_string(), self.store.container.clone())]
+            }
+            Service::RevocationStore => vec![(internal_network(HUB), alias), shared],
+            Service::Keycloak | Service::Backend | Service::Stack => vec![internal, shared],
+            Service::CacheRedis if is_hub(&spec.instance) => vec![internal, shared],
+            Service::Kas if self.head() => vec![internal, shared],
+            _ => vec![internal],
+        }
+    }
+
     fn container(&self, spec: &FaultSpec) -> String {
         if spec.service == Service::RevocationStore {
             self.store.container.clone()
@@ -118,19 +184,67 @@ impl LiveControl {
         }
     }
 
-    /// The commands that apply and undo `spec`.
-    pub fn commands(&self, spec: &FaultSpec) -> (Exec, Exec) {
+    /// The commands that apply and undo `spec`, each run in turn.
+    pub fn commands(&self, spec: &FaultSpec) -> (Vec<Exec>, Vec<Exec>) {
         if spec.service == Service::Stack {
             return (
-                self.spoke_command(&spec.instance, "down").exec(),
-                self.spoke_command(&spec.instance, "up").exec(),
+                vec![self.spoke_command(&spec.instance, "down").exec()],
+                vec![self.spoke_command(&spec.instance, "up").exec()],
             );
         }
         let container = self.container(spec);
+        if spec.kind == FaultKind::Partition {
+            let networks = self.partition_networks(spec);
+            let disconnect = networks
+                .iter()
+                .map(|(network, _)| {
+                    Exec::new(&self.runtime).args(["network", "disconnect", network.as_str(), &container])
+                })
+                .collect();
+            let connect = networks
+                .iter()
+                .map(|(network, alias)| {
+                    Exec::new(&self.runtime).args([
+                        "network",
+                        "connect",
+                        "--alias",
+                        alias.as_str(),
+                        network.as_str(),
+                        &container,
+                    ])
+                })
+                .collect();
+            return (disconnect, connect);
+        }
         (
-            Exec::new(&self.runtime).args([spec.kind.verb(), &container]),
-            Exec::new(&self.runtime).args([spec.kind.undo_verb(), &container]),
+            vec![Exec::new(&self.runtime).args([spec.kind.verb(), &container])],
+            vec![Exec::new(&self.runtime).args([spec.kind.undo_verb(), &container])],
         )
+    }
+
+    /// Runs `commands` in turn; the first failure stops them.
+    async fn run_all(commands: Vec<Exec>) -> Result<(), String> {
+        for command in commands {
+            command.must_succeed().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a partitioned container is back on every network its callers reach it on.
+    async fn connected(&self, spec: &FaultSpec) -> Result<(), String> {
+        let container = self.container(spec);
+        let on = container_networks(self.runtime.clone(), container.clone()).await?;
+        let missing: Vec<String> = self
+            .partition_networks(spec)
+            .into_iter()
+            .map(|(network, _)| network)
+            .filter(|network| !on.contains(network))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{container} is not on {}", missing.join(", ")))
+        }
     }
 
     /// Lifts `user`'s lock-out in the revocation store, as one shell command that reads the
@@ -165,6 +279,17 @@ async fn container_state(runtime: String, container: String) -> Result<String, S
     Ok(out.stdout.trim().to_string())
 }
 
+/// `docker inspect`: the networks a container is on.
+async fn container_networks(runtime: String, container: String) -> Result<Vec<String>, String> {
+    let format = "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}";
+    let out = Exec::new(&runtime)
+        .args(["inspect", "-f", format, &container])
+        .deadline(Duration::from_secs(20))
+        .must_succeed()
+        .await?;
+    Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+}
+
 fn running(state: &str) -> bool {
     state == "running" || state == "running healthy"
 }
@@ -174,7 +299,12 @@ impl Control for LiveControl {
         Box::pin(async move {
             if fault.service != Service::Stack {
                 let (apply, _) = self.commands(fault);
-                return apply.must_succeed().await.map(|_| ()).map_err(FaultError::Failed);
+                return LiveControl::run_all(apply).await.map_err(FaultError::Failed);
+            }
+            if fault.kind == FaultKind::Partition {
+                return Err(FaultError::Failed(format!(
+                    "a whole spoke cannot be partitioned here; partition its services one by one ({fault})"
+                )));
             }
             // `./dive` exits 0 for what it does not know: its effect is checked right here.
             let backend = container_name(&fault.instance, Service::Backend);
@@ -208,13 +338,17 @@ impl Control for LiveControl {
     }
 
     fn restore<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
-        Box::pin(async move { self.commands(fault).1.must_succeed().await.map(|_| ()) })
+        Box::pin(async move { LiveControl::run_all(self.commands(fault).1).await })
     }
 
     /// A running (and, where it has a healthcheck, healthy) container; a removed one (HEAD's
-    /// `spoke down` removes them) does not answer.
+    /// `spoke down` removes them) does not answer. A partitioned one runs, and is healthy by its
+    /// own healthcheck (which runs inside it): it answers once it is back on its networks.
     fn answers<'a>(&'a self, fault: &'a FaultSpec) -> Fut<'a, Result<(), String>> {
         Box::pin(async move {
+            if fault.kind == FaultKind::Partition && fault.service != Service::Stack {
+                return self.connected(fault).await;
+            }
             let state = container_state(self.runtime.clone(), self.container(fault)).await?;
             if running(&state) { Ok(()) } else { Err(state) }
         })
@@ -230,7 +364,7 @@ impl Control for LiveControl {
 
     fn undo_commands(&self, change: &Change) -> Option<Vec<Vec<String>>> {
         match change {
-            Change::Fault(spec) => Some(vec![self.commands(spec).1.argv_vec()]),
+            Change::Fault(spec) => Some(self.commands(spec).1.iter().map(Exec::argv_vec).collect()),
             Change::Lockout { user } => Some(vec![self.lockout_command(user).argv_vec()]),
             Change::Container { .. } | Change::Silence { .. } => None,
         }
@@ -273,6 +407,71 @@ mod tests {
             "{argv}"
         );
         assert!(argv.contains("DEL user-revoked:testuser-usa-5"), "{argv}");
+    }
+
+    fn argvs(commands: &[Exec]) -> Vec<String> {
+        commands.iter().map(Exec::argv).collect()
+    }
+
+    #[test]
+    fn a_partition_is_dives_network_disconnect_and_comes_back_with_the_alias() {
+        let control = |store| LiveControl::new("docker", Dive::new(std::path::Path::new("/dive"), &[]), store, 1.0);
+        let spec = |instance: &str, service| FaultSpec {
+            instance: instance.to_string(),
+            service,
+            kind: FaultKind::Partition,
+        };
+        let v15a = control(Store::v15a());
+        let (apply, undo) = v15a.commands(&spec("USA", Service::Opa));
+        assert_eq!(
+            argvs(&apply),
+            ["docker network disconnect dive-hub_hub-internal dive-hub-opa"]
+        );
+        assert_eq!(
+            argvs(&undo),
+            ["docker network connect --alias opa dive-hub_hub-internal dive-hub-opa"]
+        );
+        let (_, undo) = v15a.commands(&spec("FRA", Service::Keycloak));
+        assert_eq!(
+            argvs(&undo),
+            [
+                "docker network connect --alias keycloak-fra dive-spoke-fra_dive-internal dive-spoke-fra-keycloak",
+                "docker network connect --alias keycloak-fra dive-shared dive-spoke-fra-keycloak"
+            ]
+        );
+        // KAS joined the shared network at HEAD; HEAD's store is on it alone, dialled by its name.
+        let head = control(Store {
+            container: "shared-token-store".to_string(),
+            tls: true,
+        });
+        assert_eq!(v15a.partition_networks(&spec("DEU", Service::Kas)).len(), 1);
+        assert_eq!(head.partition_networks(&spec("DEU", Service::Kas)).len(), 2);
+        let (apply, undo) = head.commands(&spec("FRA", Service::RevocationStore));
+        assert_eq!(
+            argvs(&apply),
+            ["docker network disconnect dive-shared shared-token-store"]
+        );
+        assert_eq!(
+            argvs(&undo),
+            ["docker network connect --alias shared-token-store dive-shared shared-token-store"]
+        );
+        let undo = v15a.undo_commands(&Change::Fault(spec("USA", Service::Mongodb)));
+        assert_eq!(
+            undo,
+            Some(vec![
+                [
+                    "docker",
+                    "network",
+                    "connect",
+                    "--alias",
+                    "mongodb",
+                    "dive-hub_hub-internal",
+                    "dive-hub-mongodb"
+                ]
+                .map(String::from)
+                .to_vec()
+            ])
+        );
     }
 
     #[test]

@@ -163,6 +163,19 @@ pub struct Config {
     /// one for a live run of its own (`scripts/live-shaped`): `head-intended`, `dive-head`,
     /// `dive-v15a`.
     pub live_shaped: Option<String>,
+    /// Phase 4.4's chaos: which schedule runs, and whether it may run on a live DIVE.
+    pub chaos: ChaosConfig,
+}
+
+/// `DIVE_CHAOS`, `DIVE_CHAOS_SEED`, `DIVE_CHAOS_SCHEDULE`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChaosConfig {
+    /// `DIVE_CHAOS=1`: the operator allows chaos on a live DIVE (the reference always allows it).
+    pub live: bool,
+    /// `DIVE_CHAOS_SEED`: the seed of the one schedule to run, replacing a fresh one.
+    pub seed: Option<u64>,
+    /// `DIVE_CHAOS_SCHEDULE`: a journaled schedule (JSON) to replay exactly, a shrunk one included.
+    pub schedule: Option<PathBuf>,
 }
 
 /// One bad variable: which one, and what to do about it.
@@ -308,6 +321,37 @@ impl Config {
             },
         };
 
+        let chaos = ChaosConfig {
+            live: flag("DIVE_CHAOS")?,
+            seed: match get("DIVE_CHAOS_SEED") {
+                None => None,
+                Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
+                    bad(
+                        "DIVE_CHAOS_SEED",
+                        format!("`{raw}` is not a seed; use the number a chaos run printed, such as 42"),
+                    )
+                })?),
+            },
+            schedule: match get("DIVE_CHAOS_SCHEDULE") {
+                None => None,
+                Some(path) if Path::new(path).is_file() => Some(PathBuf::from(path)),
+                Some(path) => {
+                    return Err(bad(
+                        "DIVE_CHAOS_SCHEDULE",
+                        format!(
+                            "`{path}` is not a file; point it at a schedule a chaos run journaled (schedule-*.json)"
+                        ),
+                    ));
+                }
+            },
+        };
+        if chaos.seed.is_some() && chaos.schedule.is_some() {
+            return Err(bad(
+                "DIVE_CHAOS_SCHEDULE",
+                "names a schedule and DIVE_CHAOS_SEED a seed; set one of them",
+            ));
+        }
+
         Ok(Config {
             target,
             time_scale,
@@ -333,6 +377,7 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
             live_shaped: get("DIVE_LIVE_SHAPED").map(str::to_string),
+            chaos,
             dive_leaky_vars: vars
                 .keys()
                 .filter(|k| *k == "INSTANCE" || *k == "COMPOSE_PROJECT_NAME" || k.ends_with("_LOADED"))

@@ -245,6 +245,34 @@ fn insecure_needs_no_ca_and_secrets_do_not_print() {
 }
 
 #[test]
+fn chaos_takes_a_seed_or_a_schedule_and_runs_live_only_when_asked() {
+    let c = cfg(&[]).expect("valid");
+    assert_eq!(c.chaos, ChaosConfig::default());
+    let seeded = cfg(&[("DIVE_CHAOS_SEED", "42"), ("DIVE_CHAOS", "1")]).expect("valid");
+    assert_eq!((seeded.chaos.seed, seeded.chaos.live), (Some(42), true));
+    fails_on(
+        &[("DIVE_CHAOS_SEED", "forty")],
+        "DIVE_CHAOS_SEED",
+        "use the number a chaos run printed",
+    );
+    fails_on(&[("DIVE_CHAOS", "yes")], "DIVE_CHAOS", "use 1 or 0");
+    fails_on(
+        &[("DIVE_CHAOS_SCHEDULE", "/nonexistent.json")],
+        "DIVE_CHAOS_SCHEDULE",
+        "is not a file",
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let file = file.display().to_string();
+    let replay = cfg(&[("DIVE_CHAOS_SCHEDULE", &file)]).expect("valid");
+    assert_eq!(replay.chaos.schedule.as_deref(), Some(Path::new(&file)));
+    fails_on(
+        &[("DIVE_CHAOS_SCHEDULE", &file), ("DIVE_CHAOS_SEED", "7")],
+        "DIVE_CHAOS_SCHEDULE",
+        "set one of them",
+    );
+}
+
+#[test]
 fn a_run_id_names_one_folder_inside_the_state_folder() {
     assert_eq!(
         cfg(&[("DIVE_RUN_ID", "live-2026")]).map(|c| c.run_id),

@@ -231,10 +231,16 @@ impl Backend {
             return Err(CallError::Rejected);
         }
         let result = call.await;
+        // Whether another breaker is OPEN matters only to the R11 quirk; each lock is taken alone.
+        let another_open = result.is_err()
+            && Breaker::ALL
+                .into_iter()
+                .filter(|other| *other != b)
+                .any(|other| self.stats(other).state == BreakerState::Open);
         if let Ok(mut cb) = self.breakers[&b].lock() {
             match &result {
                 Ok(_) => cb.on_success(),
-                Err(_) => cb.on_failure(self.now()),
+                Err(_) => cb.on_failure_beside(self.now(), another_open),
             }
         }
         result.map_err(CallError::Failed)

@@ -1,7 +1,10 @@
 //! The control server behind the live-shaped reference's fake `docker` and `./dive`: it maps
 //! DIVE's container names onto the reference's services and does to them what the container
-//! runtime would (stop, kill, pause, start, inspect, exec `printenv` and `redis-cli`, whole
-//! stacks down and up, deploys with or without seeding), logging every call.
+//! runtime would (stop, kill, pause, start, inspect, exec `printenv` and `redis-cli`, network
+//! disconnect and connect, whole stacks down and up, deploys with or without seeding), logging
+//! every call. Each container sits on the networks DIVE's compose files put it on, under its
+//! service name; it is reachable only while it is on all of them under that name, so a reconnect
+//! that forgets `--alias` leaves it partitioned, as it would a real DIVE.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::deployment::live::control::{SHARED_NETWORK, internal_network, service_alias};
 use crate::reference::Reference;
 use crate::reference::behaviour::Generation;
 use crate::reference::standins::seed_resources;
@@ -36,6 +40,49 @@ struct Container {
     service: Service,
     last: Last,
     env: BTreeMap<String, String>,
+    /// The networks DIVE's compose puts it on, each with the name others dial it by.
+    home: BTreeMap<String, String>,
+    /// The networks it is on now, with the alias it was connected under (`None`: only its
+    /// container name).
+    networks: BTreeMap<String, Option<String>>,
+}
+
+impl Container {
+    fn new(instance: &str, service: Service, home: BTreeMap<String, String>) -> Container {
+        Container {
+            instance: instance.to_string(),
+            service,
+            last: Last::Running,
+            env: BTreeMap::new(),
+            networks: home.iter().map(|(n, a)| (n.clone(), Some(a.clone()))).collect(),
+            home,
+        }
+    }
+
+    /// On every home network under its service name: its callers reach it.
+    fn reachable(&self) -> bool {
+        self.home
+            .iter()
+            .all(|(network, alias)| self.networks.get(network) == Some(&Some(alias.clone())))
+    }
+}
+
+/// Where DIVE's compose files put a service (contract section 1): everything on its stack's
+/// internal network, Keycloak, the backend and the hub's Redis also on the shared one, KAS too at
+/// HEAD.
+fn home_networks(instance: &str, service: Service, generation: Generation) -> BTreeMap<String, String> {
+    let alias = service_alias(instance, service);
+    let mut home = BTreeMap::from([(internal_network(instance), alias.clone())]);
+    let shared = match service {
+        Service::Keycloak | Service::Backend => true,
+        Service::CacheRedis => is_hub(instance),
+        Service::Kas => generation == Generation::Head,
+        _ => false,
+    };
+    if shared {
+        home.insert(SHARED_NETWORK.to_string(), alias);
+    }
+    home
 }
 
 pub struct ControlState {
@@ -79,27 +126,26 @@ impl ControlState {
                 ("redis", Service::CacheRedis),
             ];
             for (suffix, service) in services {
-                let mut env = BTreeMap::new();
+                let mut container = Container::new(&inst.code, service, home_networks(&inst.code, service, generation));
                 if service == Service::Backend {
+                    let env = &mut container.env;
                     env.insert("KEYCLOAK_CLIENT_SECRET".to_string(), inst.realm.client_secret.clone());
                     env.insert("BLACKLIST_REDIS_URL".to_string(), store_url.clone());
                     env.insert("REDIS_PASSWORD_BLACKLIST".to_string(), store_password.clone());
                 }
-                let container = Container {
-                    instance: inst.code.clone(),
-                    service,
-                    last: Last::Running,
-                    env,
-                };
                 containers.insert(name_of(&inst.code, suffix), container);
             }
         }
-        let store = Container {
-            instance: HUB.to_string(),
-            service: Service::RevocationStore,
-            last: Last::Running,
-            env: BTreeMap::new(),
+        // 15a319e6's store is a hub service on both networks; HEAD's lives in the monitoring stack,
+        // on the shared network only, dialled by its container name.
+        let store_home = match generation {
+            Generation::V15a => BTreeMap::from([
+                (internal_network(HUB), "redis-blacklist".to_string()),
+                (SHARED_NETWORK.to_string(), "redis-blacklist".to_string()),
+            ]),
+            Generation::Head => BTreeMap::from([(SHARED_NETWORK.to_string(), store_name(generation).to_string())]),
         };
+        let store = Container::new(HUB, Service::RevocationStore, store_home);
         containers.insert(store_name(generation).to_string(), store);
         ControlState {
             reference,
@@ -153,6 +199,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .route("/containers/{name}", get(inspect))
         .route("/containers/{name}/env/{var}", get(env))
         .route("/containers/{name}/redis", post(redis_cli))
+        .route("/containers/{name}/network/{action}", post(network))
         .route("/containers/{name}/{verb}", post(act))
         .route("/stacks/{code}/{action}", post(stack))
         .with_state(state)
@@ -198,8 +245,13 @@ async fn inspect(State(s): State<Arc<ControlState>>, Path(name): Path<String>) -
         service: c.service,
         kind: FaultKind::Stop,
     };
+    let networks: Vec<&String> = c.networks.keys().collect();
+    // A partitioned container runs, and its healthcheck (run inside it) passes.
+    if c.last == Last::Running && !c.reachable() {
+        return Json(json!({ "status": "running", "health": "healthy", "networks": networks })).into_response();
+    }
     let body = match (s.reference.answers(&spec).await, c.last) {
-        (Ok(()), _) => json!({ "status": "running", "health": "healthy" }),
+        (Ok(()), _) => json!({ "status": "running", "health": "healthy", "networks": networks }),
         (Err(_), Last::Paused) => json!({ "status": "paused" }),
         (Err(_), Last::Running) => json!({ "status": "running", "health": "unhealthy" }),
         (Err(_), _) => json!({ "status": "exited" }),
@@ -270,8 +322,69 @@ async fn redis_cli(State(s): State<Arc<ControlState>>, Path(name): Path<String>,
     }
 }
 
-/// `docker stop|kill|pause|unpause|start|restart`, and a network `disconnect`/`connect` (the
-/// service keeps running but cannot be reached: a partition, as a pause looks to its callers).
+#[derive(Deserialize)]
+struct NetworkChange {
+    network: String,
+    alias: Option<String>,
+}
+
+/// `docker network disconnect|connect [--alias A] NETWORK NAME`. Off any home network, or back on
+/// it without its service name, the service keeps running but its callers cannot reach it: the
+/// reference partitions it (a pause, as it looks to its callers) until every home network has it
+/// back under its name.
+async fn network(
+    State(s): State<Arc<ControlState>>,
+    Path((name, action)): Path<(String, String)>,
+    Json(q): Json<NetworkChange>,
+) -> Response {
+    let Some(c) = s.container(&name) else {
+        return no_such(&name);
+    };
+    if c.last == Last::Removed {
+        return no_such(&name);
+    }
+    let mut after = c.clone();
+    match action.as_str() {
+        "disconnect" if after.networks.remove(&q.network).is_none() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("container {name} is not connected to network {}", q.network),
+            );
+        }
+        "connect" if after.networks.contains_key(&q.network) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("endpoint with name {name} already exists in network {}", q.network),
+            );
+        }
+        "connect" => {
+            after.networks.insert(q.network.clone(), q.alias.clone());
+        }
+        "disconnect" => {}
+        other => return error(StatusCode::BAD_REQUEST, format!("network {other} is not emulated")),
+    }
+    let spec = FaultSpec {
+        instance: c.instance.clone(),
+        service: c.service,
+        kind: FaultKind::Partition,
+    };
+    let result = match (c.reachable(), after.reachable()) {
+        (true, false) => s.reference.apply(&spec).await,
+        (false, true) => s.reference.restore(&spec).await,
+        _ => Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            if let Ok(mut containers) = s.containers.lock() {
+                containers.insert(name.clone(), after);
+            }
+            Json(json!({ "name": name })).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `docker stop|kill|pause|unpause|start|restart`.
 async fn act(State(s): State<Arc<ControlState>>, Path((name, verb)): Path<(String, String)>) -> Response {
     let Some(c) = s.container(&name) else {
         return no_such(&name);
@@ -287,8 +400,8 @@ async fn act(State(s): State<Arc<ControlState>>, Path((name, verb)): Path<(Strin
     let (result, last) = match verb.as_str() {
         "stop" => (s.reference.apply(&spec(FaultKind::Stop)).await, Last::Exited),
         "kill" => (s.reference.apply(&spec(FaultKind::Kill)).await, Last::Exited),
-        "pause" | "disconnect" => (s.reference.apply(&spec(FaultKind::Pause)).await, Last::Paused),
-        "unpause" | "connect" => (s.reference.restore(&spec(FaultKind::Pause)).await, Last::Running),
+        "pause" => (s.reference.apply(&spec(FaultKind::Pause)).await, Last::Paused),
+        "unpause" => (s.reference.restore(&spec(FaultKind::Pause)).await, Last::Running),
         "start" if c.last == Last::Running => (Ok(()), Last::Running),
         "start" => (s.reference.restore(&spec(FaultKind::Stop)).await, Last::Running),
         "restart" => {

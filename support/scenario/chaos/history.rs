@@ -106,6 +106,11 @@ pub enum OpKind {
         overall: Overall,
         breakers: Vec<BreakerSeen>,
     },
+    /// The hub's `GET /api/federation/health`: the spokes it lists unhealthy; `None` when it did
+    /// not answer.
+    Spokes {
+        unhealthy: Option<Vec<String>>,
+    },
     FaultApplied {
         fault_id: usize,
     },
@@ -179,6 +184,13 @@ impl History {
     pub fn health_of(&self, instance: &str) -> Vec<&Op> {
         let mut ops = self.of_instance(instance);
         ops.retain(|op| matches!(op.kind, OpKind::Health { .. }));
+        ops
+    }
+
+    /// The hub's lists of unhealthy spokes on `instance`, in order of invocation.
+    pub fn spokes_of(&self, instance: &str) -> Vec<&Op> {
+        let mut ops = self.of_instance(instance);
+        ops.retain(|op| matches!(op.kind, OpKind::Spokes { .. }));
         ops
     }
 

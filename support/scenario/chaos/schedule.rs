@@ -11,49 +11,6 @@ use super::rng::Rng;
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::units::secs;
 
-/// How a scheduled fault disrupts its service. A superset of [`FaultKind`]: a network partition
-/// (the service runs but nothing reaches it) has no fault guard yet, so the schedule names it on
-/// its own and the runner maps each disruption onto what the target can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Disruption {
-    /// Graceful stop: the port closes.
-    Stop,
-    /// Abrupt end: the port closes, connections are cut.
-    Kill,
-    /// Frozen: connections are accepted and never answered.
-    Pause,
-    /// Cut off the network: the service runs, but its callers cannot reach it.
-    Partition,
-}
-
-impl Disruption {
-    pub fn verb(self) -> &'static str {
-        match self {
-            Disruption::Stop => "stop",
-            Disruption::Kill => "kill",
-            Disruption::Pause => "pause",
-            Disruption::Partition => "partition",
-        }
-    }
-
-    /// The fault guard that applies this disruption, when one exists.
-    pub fn fault_kind(self) -> Option<FaultKind> {
-        match self {
-            Disruption::Stop => Some(FaultKind::Stop),
-            Disruption::Kill => Some(FaultKind::Kill),
-            Disruption::Pause => Some(FaultKind::Pause),
-            Disruption::Partition => None,
-        }
-    }
-}
-
-impl fmt::Display for Disruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.verb())
-    }
-}
-
 /// What a schedule may contain. Kept with the schedule, so the shrinker keeps its reductions
 /// inside the same bounds and the journal shows what the seed was drawn against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +18,8 @@ pub struct Limits {
     /// Instance codes (`USA`, `FRA`, ...).
     pub instances: Vec<String>,
     pub services: Vec<Service>,
-    pub disruptions: Vec<Disruption>,
+    /// How faults may disrupt their service (stop, kill, pause, partition).
+    pub kinds: Vec<FaultKind>,
     pub max_faults: usize,
     /// The most faults active at any one time.
     pub max_concurrent: usize,
@@ -80,7 +38,7 @@ pub struct ScheduledFault {
     pub id: usize,
     pub instance: String,
     pub service: Service,
-    pub disruption: Disruption,
+    pub kind: FaultKind,
     pub start: Duration,
     pub duration: Duration,
 }
@@ -127,7 +85,7 @@ impl fmt::Display for ScheduledFault {
             f,
             "#{} {} {} on {} from {} to {}",
             self.id,
-            self.disruption,
+            self.kind,
             self.service,
             self.instance,
             secs(self.start),
@@ -160,12 +118,12 @@ impl Limits {
         })
     }
 
-    /// A random fault within the limits' instances, services, disruptions and times, or `None`
+    /// A random fault within the limits' instances, services, fault kinds and times, or `None`
     /// when the limits leave nothing to draw from.
     fn draw(&self, rng: &mut Rng) -> Option<ScheduledFault> {
         let instance = rng.pick(&self.instances)?.clone();
         let service = *rng.pick(&self.services)?;
-        let disruption = *rng.pick(&self.disruptions)?;
+        let kind = *rng.pick(&self.kinds)?;
         let longest = self.max_duration.min(self.total);
         let shortest = self.min_duration.min(longest);
         let duration = rng.range(shortest..longest + Duration::from_millis(1));
@@ -174,7 +132,7 @@ impl Limits {
             id: 0,
             instance,
             service,
-            disruption,
+            kind,
             start,
             duration,
         })
@@ -254,7 +212,7 @@ impl fmt::Display for Schedule {
         )?;
         writeln!(
             f,
-            "{:>4}  {:>8}  {:>8}  {:<8}  {:<16}  disruption",
+            "{:>4}  {:>8}  {:>8}  {:<8}  {:<16}  fault",
             "id", "start", "end", "instance", "service"
         )?;
         for fault in &self.faults {
@@ -266,7 +224,7 @@ impl fmt::Display for Schedule {
                 secs(fault.end()),
                 fault.instance,
                 fault.service.to_string(),
-                fault.disruption
+                fault.kind
             )?;
         }
         Ok(())
@@ -287,12 +245,7 @@ pub(super) mod tests {
                 Service::Kas,
                 Service::RevocationStore,
             ],
-            disruptions: vec![
-                Disruption::Stop,
-                Disruption::Kill,
-                Disruption::Pause,
-                Disruption::Partition,
-            ],
+            kinds: FaultKind::ALL.to_vec(),
             max_faults: 8,
             max_concurrent: 3,
             min_duration: Duration::from_secs(1),
@@ -307,7 +260,7 @@ pub(super) mod tests {
         id: usize,
         instance: &str,
         service: Service,
-        disruption: Disruption,
+        kind: FaultKind,
         start: f64,
         duration: f64,
     ) -> ScheduledFault {
@@ -315,7 +268,7 @@ pub(super) mod tests {
             id,
             instance: instance.to_string(),
             service,
-            disruption,
+            kind,
             start: Duration::from_secs_f64(start),
             duration: Duration::from_secs_f64(duration),
         }

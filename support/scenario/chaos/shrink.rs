@@ -1,9 +1,12 @@
 //! Shrinking: reduces a failing chaos schedule to a smallest one that still fails, within a bounded
 //! number of replays. Greedy delta debugging, deterministic: drop faults, then shorten them, then
 //! separate overlaps; a reduction is kept only when the replay still fails. Replaying is the
-//! caller's (`fails`), so this stays pure and testable.
+//! caller's (`fails`), so this stays free of I/O and testable; the candidates of one round are
+//! replayed concurrently.
 
 use std::fmt;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use super::schedule::Schedule;
@@ -33,10 +36,13 @@ impl fmt::Display for Shrunk {
 }
 
 /// Shrinks `schedule`, which the caller has just seen fail, spending at most `max_replays` calls
-/// of `fails` (true: the schedule still fails).
-pub async fn shrink<F>(schedule: &Schedule, max_replays: usize, mut fails: F) -> Shrunk
+/// of `fails` (true: the schedule still fails). Each round replays every candidate reduction of
+/// one kind at once (a replay mostly waits on DIVE's timers, so a round takes as long as its
+/// slowest replay) and keeps the first, in order, that still fails: the same schedule whatever
+/// the replays' timing.
+pub async fn shrink<F>(schedule: &Schedule, max_replays: usize, fails: F) -> Shrunk
 where
-    F: AsyncFnMut(&Schedule) -> bool,
+    F: AsyncFn(&Schedule) -> bool,
 {
     let mut shrinker = Shrinker {
         best: Shrunk {
@@ -46,9 +52,9 @@ where
         },
         max_replays,
     };
-    shrinker.drop_faults(&mut fails).await;
-    shrinker.halve_durations(&mut fails).await;
-    shrinker.separate_overlaps(&mut fails).await;
+    while shrinker.round(&fails, Shrinker::drops).await {}
+    while shrinker.round(&fails, Shrinker::halvings).await {}
+    while shrinker.round(&fails, Shrinker::separations).await {}
     shrinker.best
 }
 
@@ -57,85 +63,66 @@ struct Shrinker {
     max_replays: usize,
 }
 
-impl Shrinker {
-    fn exhausted(&self) -> bool {
-        self.best.replays >= self.max_replays
-    }
+/// A candidate reduction and the step that names it.
+type Candidate = (Schedule, String);
 
-    /// Replays `candidate` and keeps it when it still fails; false when it passes or no replay is
-    /// left.
-    async fn keep_if_fails<F>(&mut self, fails: &mut F, candidate: Schedule, step: String) -> bool
+impl Shrinker {
+    /// Replays the candidates `reductions` makes of the best schedule (as many as replays are
+    /// left), and keeps the first that still fails; false when none does or none was replayed.
+    async fn round<F>(&mut self, fails: &F, reductions: fn(&Shrinker) -> Vec<Candidate>) -> bool
     where
-        F: AsyncFnMut(&Schedule) -> bool,
+        F: AsyncFn(&Schedule) -> bool,
     {
-        if self.exhausted() {
+        let mut candidates = reductions(self);
+        candidates.truncate(self.max_replays.saturating_sub(self.best.replays));
+        if candidates.is_empty() {
             return false;
         }
-        self.best.replays += 1;
-        if !fails(&candidate).await {
+        self.best.replays += candidates.len();
+        let verdicts = join_all(candidates.iter().map(|(c, _)| fails(c)).collect()).await;
+        let Some(first) = verdicts.iter().position(|&failed| failed) else {
             return false;
-        }
-        self.best.schedule = candidate;
+        };
+        let (schedule, step) = candidates.swap_remove(first);
+        self.best.schedule = schedule;
         self.best.steps.push(step);
         true
     }
 
-    /// Drops single faults until no single drop still fails: a later drop can make an earlier
-    /// fault unnecessary, hence the passes.
-    async fn drop_faults<F>(&mut self, fails: &mut F)
-    where
-        F: AsyncFnMut(&Schedule) -> bool,
-    {
-        loop {
-            let mut dropped_any = false;
-            let mut index = 0;
-            while index < self.best.schedule.faults.len() && !self.exhausted() {
+    /// The schedule without one of its faults, for each fault.
+    fn drops(&self) -> Vec<Candidate> {
+        (0..self.best.schedule.faults.len())
+            .map(|index| {
                 let mut candidate = self.best.schedule.clone();
                 let dropped = candidate.faults.remove(index);
-                if self.keep_if_fails(fails, candidate, format!("dropped {dropped}")).await {
-                    // The next fault now sits at `index`.
-                    dropped_any = true;
-                } else {
-                    index += 1;
-                }
-            }
-            if !dropped_any || self.exhausted() {
-                return;
-            }
-        }
+                (candidate, format!("dropped {dropped}"))
+            })
+            .collect()
     }
 
-    /// Halves each fault's duration, again and again while it still fails, not below the
-    /// schedule's shortest fault.
-    async fn halve_durations<F>(&mut self, fails: &mut F)
-    where
-        F: AsyncFnMut(&Schedule) -> bool,
-    {
+    /// The schedule with one fault's duration halved, not below the schedule's shortest fault.
+    fn halvings(&self) -> Vec<Candidate> {
         let shortest = self.best.schedule.limits.min_duration.max(Duration::from_millis(1));
-        for index in 0..self.best.schedule.faults.len() {
-            loop {
+        (0..self.best.schedule.faults.len())
+            .filter_map(|index| {
                 let mut candidate = self.best.schedule.clone();
                 let fault = &mut candidate.faults[index];
                 let halved = (fault.duration / 2).max(shortest);
                 if halved >= fault.duration {
-                    break;
+                    return None;
                 }
                 fault.duration = halved;
                 let step = format!("shortened #{} to {}", fault.id, secs(halved));
-                if !self.keep_if_fails(fails, candidate, step).await {
-                    break;
-                }
-            }
-        }
+                Some((candidate, step))
+            })
+            .collect()
     }
 
-    /// Moves a fault that starts during another to start when that one ends, when the move keeps
-    /// the schedule within its limits: does the failure need them to overlap?
-    async fn separate_overlaps<F>(&mut self, fails: &mut F)
-    where
-        F: AsyncFnMut(&Schedule) -> bool,
-    {
+    /// The schedule with a fault that starts during another moved to start when that one ends,
+    /// where the move keeps it within its limits: does the failure need them to overlap?
+    fn separations(&self) -> Vec<Candidate> {
         let count = self.best.schedule.faults.len();
+        let mut out = Vec::new();
         for earlier in 0..count {
             for later in 0..count {
                 let Some(candidate) = self.separated(earlier, later) else {
@@ -148,9 +135,10 @@ impl Shrinker {
                     secs(moved.start),
                     first.id
                 );
-                self.keep_if_fails(fails, candidate, step).await;
+                out.push((candidate, step));
             }
         }
+        out
     }
 
     /// The schedule with fault `later` moved to the end of fault `earlier`, when they overlap,
@@ -174,32 +162,53 @@ impl Shrinker {
     }
 }
 
+/// Awaits every future at once, on this task, and returns their outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::chaos::schedule::ScheduledFault;
     use crate::scenario::chaos::schedule::tests::{fault, schedule_of};
-    use crate::scenario::chaos::schedule::{Disruption, ScheduledFault};
+    use crate::vocab::fault::FaultKind;
     use crate::vocab::fault::Service;
 
     /// The synthetic failure: an OPA stop overlapping a Keycloak pause on the same instance.
     fn opa_stop_meets_keycloak_pause(schedule: &Schedule) -> bool {
-        let is = |f: &ScheduledFault, service, disruption| f.service == service && f.disruption == disruption;
+        let is = |f: &ScheduledFault, service, kind| f.service == service && f.kind == kind;
         schedule.faults.iter().any(|opa| {
-            is(opa, Service::Opa, Disruption::Stop)
+            is(opa, Service::Opa, FaultKind::Stop)
                 && schedule.faults.iter().any(|kc| {
-                    is(kc, Service::Keycloak, Disruption::Pause) && kc.instance == opa.instance && kc.overlaps(opa)
+                    is(kc, Service::Keycloak, FaultKind::Pause) && kc.instance == opa.instance && kc.overlaps(opa)
                 })
         })
     }
 
     fn six_faults() -> Schedule {
         schedule_of(vec![
-            fault(0, "USA", Service::Kas, Disruption::Kill, 0.0, 8.0),
-            fault(1, "USA", Service::Opa, Disruption::Stop, 1.0, 8.0),
-            fault(2, "FRA", Service::Keycloak, Disruption::Pause, 2.0, 8.0),
-            fault(3, "DEU", Service::Opa, Disruption::Stop, 10.0, 4.0),
-            fault(4, "USA", Service::Keycloak, Disruption::Pause, 6.0, 8.0),
-            fault(5, "FRA", Service::Mongodb, Disruption::Partition, 12.0, 8.0),
+            fault(0, "USA", Service::Kas, FaultKind::Kill, 0.0, 8.0),
+            fault(1, "USA", Service::Opa, FaultKind::Stop, 1.0, 8.0),
+            fault(2, "FRA", Service::Keycloak, FaultKind::Pause, 2.0, 8.0),
+            fault(3, "DEU", Service::Opa, FaultKind::Stop, 10.0, 4.0),
+            fault(4, "USA", Service::Keycloak, FaultKind::Pause, 6.0, 8.0),
+            fault(5, "FRA", Service::Mongodb, FaultKind::Partition, 12.0, 8.0),
         ])
     }
 
@@ -240,15 +249,15 @@ mod tests {
 
     #[tokio::test]
     async fn stops_at_max_replays_with_a_failing_schedule() {
-        let mut calls = 0;
+        let calls = std::sync::atomic::AtomicUsize::new(0);
         let shrunk = shrink(&six_faults(), 3, async |s: &Schedule| {
-            calls += 1;
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             opa_stop_meets_keycloak_pause(s)
         })
         .await;
-        assert_eq!((shrunk.replays, calls), (3, 3));
-        // Dropped #0, kept #1 (needed), dropped #2.
-        assert_eq!(ids(&shrunk.schedule), [1, 3, 4, 5]);
+        assert_eq!((shrunk.replays, calls.into_inner()), (3, 3));
+        // One round of three drops: #0 first, the first of them that still fails.
+        assert_eq!(ids(&shrunk.schedule), [1, 2, 3, 4, 5]);
         assert!(opa_stop_meets_keycloak_pause(&shrunk.schedule));
     }
 
@@ -256,8 +265,8 @@ mod tests {
     async fn separates_overlaps_the_failure_does_not_need() {
         // Fails whenever both faults are present; overlapping is incidental.
         let original = schedule_of(vec![
-            fault(0, "USA", Service::Opa, Disruption::Stop, 1.0, 2.0),
-            fault(1, "USA", Service::Keycloak, Disruption::Stop, 2.0, 2.0),
+            fault(0, "USA", Service::Opa, FaultKind::Stop, 1.0, 2.0),
+            fault(1, "USA", Service::Keycloak, FaultKind::Stop, 2.0, 2.0),
         ]);
         let mut limits = original.limits.clone();
         limits.min_duration = Duration::from_secs(2);
