@@ -5,6 +5,7 @@
 //! configuration) is decided above this layer, in `scenario::start`.
 
 pub mod instance;
+pub mod load;
 pub mod live;
 pub mod monitors;
 pub mod promtool;

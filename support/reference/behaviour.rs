@@ -55,6 +55,12 @@ pub struct Behaviour {
     pub jwks_uncached: bool,
     /// R7: this spoke does not accept tokens of the hub's issuer.
     pub hub_issuer_untrusted_on: Option<&'static str>,
+    /// R9: when the opa breaker rejects a call, the backend still waits OPA's client timeout
+    /// before it falls back.
+    pub open_breaker_waits: bool,
+    /// R10: while the opa breaker is not CLOSED, the listing (which never asks OPA) waits OPA's
+    /// client timeout too.
+    pub failure_slows_listing: bool,
     /// Prometheus's `rule_files` glob reaches the rule files (not so: D3).
     pub rules_loaded: bool,
     /// AlertManager has the plan's CircuitBreakerOpen -> HighCircuitBreakerRejects inhibition
@@ -141,6 +147,8 @@ impl Behaviour {
             heartbeats_ignored: false,
             jwks_uncached: false,
             hub_issuer_untrusted_on: None,
+            open_breaker_waits: false,
+            failure_slows_listing: false,
             rules_loaded: !shipped,
             cb_inhibition: !shipped,
             stale_spoke_targets: shipped,
@@ -184,6 +192,8 @@ impl Behaviour {
             Defect::R5 => self.heartbeats_ignored = true,
             Defect::R6 => self.jwks_uncached = true,
             Defect::R7 => self.hub_issuer_untrusted_on = Some(UNTRUSTING_SPOKE),
+            Defect::R9 => self.open_breaker_waits = true,
+            Defect::R10 => self.failure_slows_listing = true,
             other => panic!("{other} is a trait of a DIVE generation: pick the profile that ships it"),
         }
         self
@@ -239,6 +249,12 @@ impl Behaviour {
         }
         if self.hub_issuer_untrusted_on.is_some() {
             out.push(Defect::R7);
+        }
+        if self.open_breaker_waits {
+            out.push(Defect::R9);
+        }
+        if self.failure_slows_listing {
+            out.push(Defect::R10);
         }
         out
     }

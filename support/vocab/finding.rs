@@ -35,6 +35,10 @@ pub enum Defect {
     R7,
     /// A breaker closes on a timer, without traffic.
     R8,
+    /// An OPEN breaker still waits out its dependency's timeout before the fallback.
+    R9,
+    /// A failed dependency slows routes that do not need it.
+    R10,
 }
 
 impl Defect {
@@ -42,7 +46,16 @@ impl Defect {
     pub fn reference_only(self) -> bool {
         matches!(
             self,
-            Defect::R1 | Defect::R2 | Defect::R3 | Defect::R4 | Defect::R5 | Defect::R6 | Defect::R7 | Defect::R8
+            Defect::R1
+                | Defect::R2
+                | Defect::R3
+                | Defect::R4
+                | Defect::R5
+                | Defect::R6
+                | Defect::R7
+                | Defect::R8
+                | Defect::R9
+                | Defect::R10
         )
     }
 
@@ -66,6 +79,8 @@ impl Defect {
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
+            Defect::R9 => "reference defect: an OPEN breaker still waits out its dependency's timeout",
+            Defect::R10 => "reference defect: a failed dependency slows unrelated routes",
         }
     }
 }

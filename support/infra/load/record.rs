@@ -18,7 +18,8 @@ pub struct Recorder {
     phases: Vec<(Duration, String)>,
 }
 
-const WINDOW: Duration = Duration::from_secs(1);
+/// The length of one window of [`Recorder::windows`].
+pub const WINDOW: Duration = Duration::from_secs(1);
 
 impl Recorder {
     /// An empty history of a run whose schedule starts at `start`.
@@ -56,6 +57,11 @@ impl Recorder {
         let offset = self.offset(at);
         let place = self.phases.partition_point(|(start, _)| *start <= offset);
         self.phases.insert(place, (offset, name.to_string()));
+    }
+
+    /// Every phase mark: (start from the run's start, name), in time order.
+    pub fn marks(&self) -> impl Iterator<Item = (Duration, &str)> + '_ {
+        self.phases.iter().map(|(start, name)| (*start, name.as_str()))
     }
 
     /// The phase a request intended at `intended` belongs to.
