@@ -28,4 +28,5 @@ pub mod prelude {
     pub use crate::vocab::finding::{Defect, Finding};
     pub use crate::vocab::health::{Breaker, BreakerState, Overall, Probe};
     pub use crate::vocab::journal::AlertState;
+    pub use crate::vocab::slo::Budget;
 }

@@ -274,7 +274,7 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
         base("HighCircuitBreakerRejects", &other),
     ];
     mon.alertmanager.post(&alerts).await.map_err(Finding::precondition)?;
-    let window = mon.scrape_interval() * 2 + Duration::from_secs(2);
+    let window = s.budget_of("4.3-inhibit judged").limit;
     let seen = eventually("synthetic pair judged", TICK, window, async || {
         let target = mon
             .am_alerts("HighCircuitBreakerRejects", &[("exported_service", this.as_str())])
@@ -475,112 +475,132 @@ async fn runbook_covers_every_alert_and_scenario() {
 
 #[tokio::test]
 async fn self_check_open_scenario_names_d3_and_d8_on_dive_v15a() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveV15a).await,
-        "4.3-open",
-        open_alert,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3, Defect::D8]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveV15a).await,
+            "4.3-open",
+            open_alert,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3, Defect::D8])
+    );
 }
 
 #[tokio::test]
 async fn self_check_resolve_scenario_names_d3_and_d8_on_dive_head() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveHead).await,
-        "4.3-resolve",
-        resolve_alert,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3, Defect::D8]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveHead).await,
+            "4.3-resolve",
+            resolve_alert,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3, Defect::D8])
+    );
 }
 
 #[tokio::test]
 async fn self_check_breaker_alerts_name_d3_and_d8_on_dive_v15a() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveV15a).await,
-        "4.3-ten",
-        breaker_alerts,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3, Defect::D8]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveV15a).await,
+            "4.3-ten",
+            breaker_alerts,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3, Defect::D8])
+    );
 }
 
 #[tokio::test]
 async fn self_check_breaker_alerts_name_d2_once_rejects_happened() {
-    run_on(
-        Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await,
-        "4.3-ten",
-        breaker_alerts,
-    )
-    .await
-    .must_fail_naming(&[Defect::D2]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await,
+            "4.3-ten",
+            breaker_alerts,
+        )
+        .await
+        .must_fail_naming(&[Defect::D2])
+    );
 }
 
 #[tokio::test]
 async fn self_check_half_open_alert_names_d3_on_dive_head() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveHead).await,
-        "4.3-ten",
-        half_open_alert,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveHead).await,
+            "4.3-ten",
+            half_open_alert,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3])
+    );
 }
 
 #[tokio::test]
 async fn self_check_pool_scenario_names_d3_and_d8_on_dive_head() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveHead).await,
-        "4.3-pool",
-        pool_alerts,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3, Defect::D8]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveHead).await,
+            "4.3-pool",
+            pool_alerts,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3, Defect::D8])
+    );
 }
 
 #[tokio::test]
 async fn self_check_pool_scenario_names_d2_once_the_pool_was_used() {
-    run_on(
-        Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await,
-        "4.3-pool",
-        pool_alerts,
-    )
-    .await
-    .must_fail_naming(&[Defect::D2]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await,
+            "4.3-pool",
+            pool_alerts,
+        )
+        .await
+        .must_fail_naming(&[Defect::D2])
+    );
 }
 
 #[tokio::test]
 async fn self_check_rule_logic_names_d3_on_dive_v15a() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveV15a).await,
-        "4.3-ten",
-        rule_logic,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveV15a).await,
+            "4.3-ten",
+            rule_logic,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3])
+    );
 }
 
 #[tokio::test]
 async fn self_check_inhibition_names_d4_on_dive_v15a() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveV15a).await,
-        "4.3-inhibit",
-        inhibition,
-    )
-    .await
-    .must_fail_naming(&[Defect::D4, Defect::D3]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveV15a).await,
+            "4.3-inhibit",
+            inhibition,
+        )
+        .await
+        .must_fail_naming(&[Defect::D4, Defect::D3])
+    );
 }
 
 #[tokio::test]
 async fn self_check_runbook_names_d3_on_dive_v15a() {
-    run_on(
-        Deployment::reference_monitored(Profile::DiveV15a).await,
-        "4.3-runbook",
-        runbook,
-    )
-    .await
-    .must_fail_naming(&[Defect::D3]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference_monitored(Profile::DiveV15a).await,
+            "4.3-runbook",
+            runbook,
+        )
+        .await
+        .must_fail_naming(&[Defect::D3])
+    );
 }
 
 // ------------------------------------------------------------------ the live code, on a live-shaped DIVE

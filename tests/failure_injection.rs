@@ -4,9 +4,9 @@
 //! require the diagnosis that names each defect, so every run proves the suite can fail.
 
 use dive_resilience::prelude::*;
-use dive_resilience::vocab::health::Detailed;
+use dive_resilience::scenario::diagnose;
 
-/// 4.1-opa: OPA stopped -> opa breaker OPEN within 30 s.
+/// 4.1-opa: OPA stopped -> opa breaker OPEN within 30 s; status unhealthy (503).
 async fn opa_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, budget) = (d.hub(), s.budget());
     s.preflight(hub).await?;
@@ -14,6 +14,7 @@ async fn opa_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
         .await;
+    critical_status(s, hub, "OPA", Breaker::Opa, budget).await;
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
@@ -26,32 +27,13 @@ async fn keycloak_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
     let traffic = hub.traffic().await?.pump(TICK);
     let keycloak = s.fault(hub, Service::Keycloak, FaultKind::Stop).await?;
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, budget.deadline()).await {
-        s.finding(keycloak_down_status(last));
+        s.finding(diagnose::keycloak_down_status(last.as_ref()));
     }
     s.breaker_reaches(hub, &traffic, Breaker::Keycloak, BreakerState::Open, budget)
         .await;
     s.restore(keycloak).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
-}
-
-fn keycloak_down_status(last: Option<Detailed>) -> Finding {
-    let keycloak_down = last
-        .as_ref()
-        .and_then(|d| d.services.as_ref())
-        .is_some_and(|s| s.keycloak.status == Probe::Down);
-    match last {
-        Some(d) if d.status == Overall::Healthy && keycloak_down => Finding::fail(format!(
-            "Keycloak is down but the overall status stayed healthy ({}); the plan expects degraded",
-            d.summary()
-        ))
-        .defect(Defect::D6),
-        Some(d) => Finding::fail(format!(
-            "with Keycloak stopped the status is {}, not degraded",
-            d.summary()
-        )),
-        None => Finding::fail("the health API did not answer while Keycloak was stopped"),
-    }
 }
 
 /// 4.1-mongo: MongoDB stopped -> mongodb breaker OPEN within 30 s; status unhealthy.
@@ -62,37 +44,47 @@ async fn mongodb_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
     let mongodb = s.fault(hub, Service::Mongodb, FaultKind::Stop).await?;
     s.breaker_reaches(hub, &traffic, Breaker::Mongodb, BreakerState::Open, budget)
         .await;
-    if let Err(last) = s.status_reaches(hub, Overall::Unhealthy, budget.deadline()).await {
-        let seen = last.map_or("no answer".to_string(), |d| d.summary());
-        s.finding(Finding::fail(format!(
-            "with MongoDB stopped the status is {seen}, not unhealthy"
-        )));
-    }
+    critical_status(s, hub, "MongoDB", Breaker::Mongodb, budget).await;
     s.restore(mongodb).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
 }
 
+/// With a critical dependency (behind `breaker`) stopped, DIVE answers its health `unhealthy`
+/// with HTTP 503.
+async fn critical_status(s: &mut Scenario, hub: &Instance, name: &str, breaker: Breaker, budget: Budget) {
+    if let Err(last) = s.status_reaches(hub, Overall::Unhealthy, budget.deadline()).await {
+        let reported_down = last.as_ref().and_then(|d| diagnose::dependency_status(d, breaker)) == Some(Probe::Down);
+        s.finding(diagnose::critical_down_status(name, last.as_ref(), reported_down));
+    }
+}
+
 /// 4.1-redis: cache Redis stopped -> status degraded, never unhealthy; authorization answers.
 async fn redis_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    redis_stopped_with(d, s, None).await
+}
+
+/// 4.1-redis, with `also` (if any) stopped too.
+async fn redis_stopped_with(d: &Deployment, s: &mut Scenario, also: Option<Service>) -> Result<(), Finding> {
     let hub = d.hub();
     let window = s.budget_of("4.1-redis window");
     s.preflight(hub).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let redis = s.fault(hub, Service::CacheRedis, FaultKind::Stop).await?;
+    let other = match also {
+        Some(service) => Some(s.fault(hub, service, FaultKind::Stop).await?),
+        None => None,
+    };
     if let Err(last) = s.status_reaches(hub, Overall::Degraded, window.deadline()).await {
         let seen = last.map_or("no answer".to_string(), |d| d.summary());
         s.finding(Finding::fail(format!(
             "with the cache Redis stopped the status is {seen}, not degraded"
         )));
     }
-    if let Err(broke) = s.authorization_answers(hub, &traffic, window.limit).await {
-        let finding = Finding::fail(format!("with only the cache Redis down, authorization broke: {broke}"));
-        s.finding(if broke.contains("5xx") {
-            finding.defect(Defect::R1)
-        } else {
-            finding
-        });
+    s.authorization_answers(hub, &traffic, window.limit, "the cache Redis")
+        .await;
+    if let Some(other) = other {
+        s.restore(other).await?;
     }
     s.restore(redis).await?;
     s.postcheck(hub, &traffic).await;
@@ -123,40 +115,90 @@ async fn redis_outage_degrades_but_authorization_still_answers() {
 
 #[tokio::test]
 async fn self_check_keycloak_scenario_names_d1_and_d6_on_dive_v15a() {
-    run_on(
-        Deployment::reference(Profile::DiveV15a).await,
-        "4.1-kc",
-        keycloak_stopped,
-    )
-    .await
-    .must_fail_naming(&[Defect::D1, Defect::D6]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference(Profile::DiveV15a).await,
+            "4.1-kc",
+            keycloak_stopped,
+        )
+        .await
+        .must_fail_naming(&[Defect::D1, Defect::D6])
+    );
 }
 
 #[tokio::test]
 async fn self_check_mongodb_scenario_names_d1_on_dive_v15a() {
-    run_on(
-        Deployment::reference(Profile::DiveV15a).await,
-        "4.1-mongo",
-        mongodb_stopped,
-    )
-    .await
-    .must_fail_naming(&[Defect::D1]);
+    insta::assert_snapshot!(
+        run_on(
+            Deployment::reference(Profile::DiveV15a).await,
+            "4.1-mongo",
+            mongodb_stopped,
+        )
+        .await
+        .must_fail_naming(&[Defect::D1])
+    );
 }
 
 #[tokio::test]
 async fn self_check_opa_scenario_names_an_unwired_opa_breaker() {
     let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R3]).await;
-    run_on(deployment, "4.1-opa", opa_stopped)
-        .await
-        .must_fail_naming(&[Defect::R3]);
+    insta::assert_snapshot!(
+        run_on(deployment, "4.1-opa", opa_stopped)
+            .await
+            .must_fail_naming(&[Defect::R3])
+    );
+}
+
+#[tokio::test]
+async fn self_check_opa_scenario_names_a_breaker_off_dives_threshold() {
+    let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R16]).await;
+    insta::assert_snapshot!(
+        run_on(deployment, "4.1-opa", opa_stopped)
+            .await
+            .must_fail_naming(&[Defect::R16])
+    );
+}
+
+#[tokio::test]
+async fn self_check_opa_scenario_names_a_healthy_status_with_opa_down() {
+    let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R17]).await;
+    insta::assert_snapshot!(
+        run_on(deployment, "4.1-opa", opa_stopped)
+            .await
+            .must_fail_naming(&[Defect::R17])
+    );
+}
+
+/// Mutated evidence: the answers of 5xx come from MongoDB, stopped alongside the cache Redis, on a
+/// DIVE whose cache outage alone breaks nothing. R1 must not be named.
+#[tokio::test]
+async fn server_errors_the_cache_did_not_cause_are_not_r1() {
+    let deployment = Deployment::reference(Profile::Intended).await;
+    let verdict = run_on(deployment, "4.1-redis", async |d: &Deployment, s: &mut Scenario| {
+        redis_stopped_with(d, s, Some(Service::Mongodb)).await
+    })
+    .await;
+    let failures = verdict.failures();
+    assert!(
+        failures.iter().any(|f| f.message.contains("authorization broke")),
+        "authorization broke, with MongoDB down: {:?}",
+        verdict.findings
+    );
+    assert!(
+        failures.iter().all(|f| f.defect != Some(Defect::R1)),
+        "no R1 without its evidence: {:?}",
+        verdict.findings
+    );
 }
 
 #[tokio::test]
 async fn self_check_redis_scenario_names_authorization_failing_with_the_cache() {
     let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R1]).await;
-    run_on(deployment, "4.1-redis", redis_stopped)
-        .await
-        .must_fail_naming(&[Defect::R1]);
+    insta::assert_snapshot!(
+        run_on(deployment, "4.1-redis", redis_stopped)
+            .await
+            .must_fail_naming(&[Defect::R1])
+    );
 }
 
 // ------------------------------------------------------------------ the live code, on a live-shaped DIVE

@@ -17,7 +17,7 @@ async fn under_load(d: &Deployment, s: &mut Scenario, service: Service, kind: Fa
     s.preflight(hub).await?;
     let mut load = s.start_load(hub, service).await?;
     s.baseline(hub, &mut load).await;
-    let fault = s.fault(hub, service, kind).await?;
+    let fault = s.fault_under_load(hub, &mut load, kind).await?;
     s.through_the_fault(hub, &mut load).await;
     s.restore(fault).await?;
     s.recovers_under_load(hub, &mut load).await;
@@ -44,6 +44,7 @@ async fn opa_frozen_under_load_answers_fast_once_the_breaker_opens() {
 }
 
 #[tokio::test]
+#[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn opa_stopped_under_load_keeps_answering_and_recovers() {
     configured("4.5-opa", Service::Opa, FaultKind::Stop).await.must_pass();
 }
@@ -54,6 +55,7 @@ async fn mongodb_frozen_under_load_fails_fast_and_recovers() {
 }
 
 #[tokio::test]
+#[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn cache_redis_stopped_under_load_costs_nothing() {
     configured("4.5-redis", Service::CacheRedis, FaultKind::Stop).await.must_pass();
 }
@@ -101,25 +103,32 @@ async fn cache_redis_frozen_under_load_costs_nothing() {
 #[tokio::test]
 async fn self_check_fail_fast_names_an_open_breaker_that_still_waits() {
     let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R9]).await;
-    scenario(deployment, "4.5-opa", Service::Opa, FaultKind::Pause)
-        .await
-        .must_fail_naming(&[Defect::R9]);
+    insta::assert_snapshot!(
+        scenario(deployment, "4.5-opa", Service::Opa, FaultKind::Pause)
+            .await
+            .must_fail_naming(&[Defect::R9])
+    );
 }
 
 #[tokio::test]
 async fn self_check_no_collateral_names_a_failure_that_slows_the_listing() {
     let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R10]).await;
-    scenario(deployment, "4.5-opa", Service::Opa, FaultKind::Stop)
-        .await
-        .must_fail_naming(&[Defect::R10]);
+    insta::assert_snapshot!(
+        scenario(deployment, "4.5-opa", Service::Opa, FaultKind::Stop)
+            .await
+            .must_fail_naming(&[Defect::R10])
+    );
 }
 
 #[tokio::test]
+#[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn self_check_bounded_damage_names_authorization_failing_with_the_cache() {
     let deployment = Deployment::reference_with_defects(Profile::Intended, &[Defect::R1]).await;
-    scenario(deployment, "4.5-redis", Service::CacheRedis, FaultKind::Stop)
-        .await
-        .must_fail_naming(&[Defect::R1]);
+    insta::assert_snapshot!(
+        scenario(deployment, "4.5-redis", Service::CacheRedis, FaultKind::Stop)
+            .await
+            .must_fail_naming(&[Defect::R1])
+    );
 }
 
 // ------------------------------------------------------------------ the live code, on a live-shaped DIVE

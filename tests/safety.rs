@@ -159,6 +159,42 @@ async fn sigkill_leaves_the_fault_to_the_next_run_which_restores_it() {
     assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
 }
 
+#[tokio::test]
+#[ignore = "a child process of the panic test, not a test of its own"]
+async fn child_panics_holding_a_live_fault() {
+    let d = Deployment::from_config()
+        .await
+        .expect("the parent gives a valid live configuration");
+    let _opa = d
+        .hub()
+        .fault(Service::Opa, FaultKind::Stop)
+        .await
+        .expect("the fault applies");
+    panic!("a scenario step panics while its fault is applied");
+}
+
+#[tokio::test]
+async fn a_panic_restores_the_fault_as_it_unwinds() {
+    let dive = Deployment::reference(Profile::Intended)
+        .await
+        .expect("reference deployment");
+    let dir = scratch("panic");
+    let run = child("child_panics_holding_a_live_fault", &live_vars(&dive, &dir))
+        .output()
+        .await
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "the child's test fails: {stderr}");
+    assert!(stderr.contains("a scenario step panics"), "{stderr}");
+    let calls = runtime_calls(&dir);
+    assert!(calls.contains("stop dive-hub-opa"), "the fault was applied: {calls}");
+    assert!(
+        calls.contains("start dive-hub-opa"),
+        "and undone while unwinding: {calls}"
+    );
+    assert_eq!(ledger_entries(&dir), 0, "the ledger is clear");
+}
+
 const NEXT_RUN: &str = "child_next_run_starts";
 
 #[tokio::test]

@@ -115,11 +115,14 @@ impl Instance {
     /// `GET {health}/detailed`, any status, with the long timeout that a down MongoDB needs. Scenario
     /// code reads health through `Scenario::detailed`, which also journals what changed.
     pub async fn detailed(&self) -> Result<Detailed, HttpError> {
-        Ok(self
+        let answer = self
             .http
             .get::<Detailed>(&self.health_url("/detailed"), HEALTH_TIMEOUT)
-            .await?
-            .body)
+            .await?;
+        Ok(Detailed {
+            http_code: Some(answer.status.as_u16()),
+            ..answer.body
+        })
     }
 
     /// A fresh access token for `user` through the direct grant (contract section 6).

@@ -16,6 +16,7 @@ use crate::infra::prometheus::{Alert, Prometheus, RuleState, TargetHealth};
 use crate::vocab::alerts::{AlertSpec, Producer, SCRAPE_INTERVAL};
 use crate::vocab::coalition::instance_label;
 use crate::vocab::finding::{Defect, Finding};
+use crate::vocab::slo;
 
 /// Where DIVE keeps its Prometheus rule files, under `DIVE_ROOT`, at both commits (contract
 /// section 5; not where its Prometheus looks for them, which is D3).
@@ -116,7 +117,7 @@ impl Monitors {
         needed: &[&AlertSpec],
     ) -> Result<(Vec<Finding>, PipelineOk), Finding> {
         let mut breaks = Vec::new();
-        let settle = self.scrape_interval() * 4 + Duration::from_secs(10);
+        let settle = slo::budget("4.3-pipeline settle", self.time_scale).limit;
 
         let rules = self.prometheus.alert_rules().await.map_err(Finding::precondition)?;
         let missing: Vec<_> = needed

@@ -86,7 +86,7 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} sent: {} decided (200/403: {} by OPA, {} by local fallback, {} from the decision cache), {} x 401, {} x 404, {} x 5xx, {} unanswered",
+            "{} sent: {} decided (HTTP 200/403: {} by OPA, {} by local fallback, {} from the decision cache), {} x HTTP 401, {} x HTTP 404, {} x HTTP 5xx, {} unanswered",
             self.sent,
             self.decided,
             self.decided - self.fallback - self.cache_hits,

@@ -86,6 +86,7 @@ impl Http {
     }
 
     fn build(builder: reqwest::ClientBuilder) -> Result<Http, String> {
+        super::crypto::install();
         let client = builder
             .timeout(DEFAULT_TIMEOUT)
             .connect_timeout(Duration::from_secs(3))

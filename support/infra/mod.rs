@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 pub mod config;
+pub mod crypto;
 pub mod dive;
 pub mod exec;
 pub mod http;

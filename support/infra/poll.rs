@@ -88,11 +88,12 @@ where
 {
     let start = Instant::now();
     let mut attempts = 0;
+    let mut last_seen = String::new();
     loop {
         let round = Instant::now();
         attempts += 1;
         let left = deadline.saturating_sub(start.elapsed());
-        let last_seen = match tokio::time::timeout(left, probe()).await {
+        match tokio::time::timeout(left, probe()).await {
             Ok(Ok(value)) => {
                 return Ok(Measured {
                     value,
@@ -100,9 +101,13 @@ where
                     attempts,
                 });
             }
-            Ok(Err(seen)) => seen,
-            Err(_) => format!("the probe did not answer within the {} left", secs(left)),
-        };
+            Ok(Err(seen)) => last_seen = seen,
+            // What an earlier probe saw stays the news: a probe cut short saw nothing.
+            Err(_) if last_seen.is_empty() => {
+                last_seen = format!("the probe did not answer within the {} left", secs(left));
+            }
+            Err(_) => {}
+        }
         if start.elapsed() >= deadline {
             return Err(TimedOut {
                 what: what.to_string(),
@@ -266,6 +271,26 @@ mod tests {
             "{}",
             err.last_seen
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_last_probe_cut_short_keeps_what_the_one_before_saw() {
+        let mut n = 0;
+        let err = eventually("hub no longer lists TST", TICK, Duration::from_secs(1), || {
+            n += 1;
+            let first = n == 1;
+            async move {
+                if first {
+                    Err::<(), String>("unhealthy spokes: [TST]".to_string())
+                } else {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .expect_err("never true");
+        assert_eq!(err.last_seen, "unhealthy spokes: [TST]");
     }
 
     #[tokio::test(start_paused = true)]

@@ -51,6 +51,10 @@ pub struct Behaviour {
     pub private_blacklist: Option<&'static str>,
     /// R5: the hub's federation health never marks a silent spoke unhealthy.
     pub heartbeats_ignored: bool,
+    /// R18: once the hub marks a spoke unhealthy, it ignores that spoke's heartbeats.
+    pub unhealthy_spokes_stick: bool,
+    /// R17: OPA down leaves the overall status healthy.
+    pub opa_down_ignored: bool,
     /// R6: backends fetch JWKS on every verification (no cache), so tokens fail with Keycloak down.
     pub jwks_uncached: bool,
     /// R7: this spoke does not accept tokens of the hub's issuer.
@@ -145,6 +149,8 @@ impl Behaviour {
             opa_breaker_bypassed: false,
             private_blacklist: None,
             heartbeats_ignored: false,
+            unhealthy_spokes_stick: false,
+            opa_down_ignored: false,
             jwks_uncached: false,
             hub_issuer_untrusted_on: None,
             open_breaker_waits: false,
@@ -187,6 +193,9 @@ impl Behaviour {
             Defect::R1 => self.cache_outage_fails_authorization = true,
             Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
             Defect::R8 => self.breaker_quirk = Quirk::ClosesOnTimer,
+            Defect::R16 => self.breaker_quirk = Quirk::OffDivesNumbers,
+            Defect::R17 => self.opa_down_ignored = true,
+            Defect::R18 => self.unhealthy_spokes_stick = true,
             Defect::R3 => self.opa_breaker_bypassed = true,
             Defect::R4 => self.private_blacklist = Some(PRIVATE_BLACKLIST_SPOKE),
             Defect::R5 => self.heartbeats_ignored = true,
@@ -234,6 +243,15 @@ impl Behaviour {
         }
         if self.breaker_quirk == Quirk::ClosesOnTimer {
             out.push(Defect::R8);
+        }
+        if self.breaker_quirk == Quirk::OffDivesNumbers {
+            out.push(Defect::R16);
+        }
+        if self.opa_down_ignored {
+            out.push(Defect::R17);
+        }
+        if self.unhealthy_spokes_stick {
+            out.push(Defect::R18);
         }
         if self.opa_breaker_bypassed {
             out.push(Defect::R3);

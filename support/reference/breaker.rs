@@ -17,6 +17,24 @@ pub enum Quirk {
     /// Reference defect R8: an OPEN breaker closes by itself once its timeout has passed, with no
     /// call at all (what the plan's "restart, sleep 90, expect CLOSED" assumes).
     ClosesOnTimer,
+    /// Reference defect R16: DIVE's state machine with other numbers: eight times the failure
+    /// threshold, a quarter of the open timeout, one success to close. The plan's wide budgets
+    /// still pass; only judging each transition against DIVE's numbers catches it.
+    OffDivesNumbers,
+}
+
+impl Quirk {
+    /// The configuration a breaker with this quirk runs with, given DIVE's.
+    pub fn config(self, dive: BreakerConfig) -> BreakerConfig {
+        match self {
+            Quirk::OffDivesNumbers => BreakerConfig {
+                failure_threshold: dive.failure_threshold * 8,
+                timeout: dive.timeout / 4,
+                success_threshold: 1,
+            },
+            _ => dive,
+        }
+    }
 }
 
 /// What the breaker decided about one call.

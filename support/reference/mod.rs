@@ -6,7 +6,9 @@
 pub mod backend;
 pub mod behaviour;
 pub mod breaker;
+pub mod container;
 pub mod deploy;
+pub mod keys;
 pub mod live_shaped;
 pub mod monitoring;
 pub mod pki;
@@ -106,6 +108,7 @@ impl Reference {
             .enable_all()
             .build()
             .map_err(|e| format!("reference runtime: {e}"))?;
+        crate::infra::crypto::install();
         let pki = pki::Pki::generate()?;
         let (cert, key) = (
             pki.leaf_cert_pem.clone().into_bytes(),

@@ -12,10 +12,13 @@ use std::time::Duration;
 use reqwest::Url;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{GenericImage, ImageExt};
 
 use super::behaviour::Behaviour;
+use super::container::Ledgered;
 use super::ports::Lease;
+use crate::fault::ledger::Ledger;
+use crate::infra::config::must_config;
 use crate::infra::exec::{Spawner, Tied, runs};
 use crate::vocab::alerts::SCRAPE_INTERVAL;
 use crate::vocab::units::{go_duration, parse_duration};
@@ -42,7 +45,7 @@ pub struct ReferenceMonitoring {
     /// The two ports, held for as long as the programs may listen on them.
     _ports: Vec<Lease>,
     // Held only so that the containers live as long as the deployment.
-    _containers: Vec<ContainerAsync<GenericImage>>,
+    _containers: Vec<Ledgered>,
     // The stale targets' ports, held so no other process takes them: they accept connections and
     // never answer, so every scrape of them times out.
     _stale: Vec<std::net::TcpListener>,
@@ -234,13 +237,15 @@ impl ReferenceMonitoring {
         )
         .await
         .map_err(|e| format!("prometheus container: {e}"))?;
+        let ledger = Ledger::new(&must_config().state_dir);
+        let containers = vec![Ledgered::new(am, &ledger)?, Ledgered::new(prom, &ledger)?];
         Ok(ReferenceMonitoring {
             prometheus: loopback(g.prom_port.port(), false)?,
             alertmanager: loopback(g.am_port.port(), false)?,
             rule_files: g.rule_files,
             _processes: Vec::new(),
             _ports: vec![g.prom_port, g.am_port],
-            _containers: vec![am, prom],
+            _containers: containers,
             _stale: g.stale,
         })
     }

@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{GenericImage, ImageExt};
 
+use super::container::Ledgered;
+use crate::fault::ledger::Ledger;
+use crate::infra::config::must_config;
 use crate::infra::exec::{Spawner, Tied};
 use crate::infra::poll::eventually;
 use crate::vocab::fault::FaultKind;
@@ -158,7 +161,7 @@ impl LocalRedis {
 
 pub struct DockerRedis {
     port: super::ports::Lease,
-    container: ContainerAsync<GenericImage>,
+    container: Ledgered,
 }
 
 impl DockerRedis {
@@ -173,22 +176,25 @@ impl DockerRedis {
             .start()
             .await
             .map_err(|e| format!("redis container: {e}"))?;
+        let container = Ledgered::new(container, &Ledger::new(&must_config().state_dir))?;
         Ok(DockerRedis { port, container })
     }
 
     async fn apply(&self, kind: FaultKind) -> Result<(), String> {
+        let container = self.container.container()?;
         let result = match kind {
-            FaultKind::Stop => self.container.stop().await,
-            FaultKind::Kill => self.container.stop_with_timeout(Some(0)).await,
-            FaultKind::Pause => self.container.pause().await,
+            FaultKind::Stop => container.stop().await,
+            FaultKind::Kill => container.stop_with_timeout(Some(0)).await,
+            FaultKind::Pause => container.pause().await,
         };
         result.map_err(|e| format!("redis container: {e}"))
     }
 
     async fn restore(&self, kind: FaultKind) -> Result<(), String> {
+        let container = self.container.container()?;
         let result = match kind {
-            FaultKind::Pause => self.container.unpause().await,
-            FaultKind::Stop | FaultKind::Kill => self.container.start().await,
+            FaultKind::Pause => container.unpause().await,
+            FaultKind::Stop | FaultKind::Kill => container.start().await,
         };
         result.map_err(|e| format!("redis container: {e}"))
     }

@@ -58,12 +58,11 @@ pub fn opa(decision_path: &'static str) -> Router {
 
 // ---------------------------------------------------------------- Keycloak
 
-/// The signing key of every reference Keycloak in this process (generating RSA keys is slow).
+/// The signing key of every reference Keycloak in this process: a test-only key of the pool.
 fn signing_key() -> Result<&'static (EncodingKey, Jwk), String> {
     static KEY: OnceLock<Result<(EncodingKey, Jwk), String>> = OnceLock::new();
     KEY.get_or_init(|| {
-        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(|e| format!("RSA key: {e}"))?;
-        let key = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).map_err(|e| format!("RSA key: {e}"))?;
+        let key = super::keys::realm_key(0)?;
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).map_err(|e| format!("JWK: {e}"))?;
         jwk.common.key_id = Some(format!("ref-{}", random_hex()));
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);

@@ -2,16 +2,17 @@
 //! request, a breaker holding its state without traffic, and the whole instance settling back to
 //! steady state.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use crate::deployment::instance::Instance;
 use crate::deployment::traffic::{Pump, Traffic};
-use crate::infra::poll::{Broke, Held, TimedOut, eventually, holds_for};
-use crate::scenario::diagnose;
+use crate::infra::poll::{TimedOut, eventually, holds_for};
+use crate::scenario::diagnose::{self, BreakerHold};
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::api::DecidedBy;
-use crate::vocab::finding::{Defect, Finding};
+use crate::vocab::breaker::BreakerConfig;
+use crate::vocab::finding::Finding;
 use crate::vocab::health::{Breaker, BreakerState, Detailed, Overall};
 use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
@@ -58,12 +59,16 @@ impl Scenario {
             }
             Err(timeout) => {
                 self.event(timeout.to_string());
-                let last = last.into_inner();
+                let last = match last.into_inner() {
+                    Some(d) => Some(d),
+                    None => self.patient_read(inst).await.map(|(d, _)| d),
+                };
                 let stats = last.as_ref().and_then(|d| d.circuit_breakers).map(|b| b.get(breaker));
                 let dependency = last.as_ref().and_then(|d| diagnose::dependency_status(d, breaker));
                 let tally = pump.tally_since(since);
                 let finding = if want == BreakerState::Open {
-                    diagnose::breaker_did_not_open(breaker, stats, dependency, tally)
+                    let threshold = BreakerConfig::dive(breaker, self.time_scale).failure_threshold;
+                    diagnose::breaker_did_not_open(breaker, stats, dependency, tally, threshold)
                 } else {
                     Finding::fail(format!("{what} never observed: {timeout} (traffic: {tally})"))
                 };
@@ -76,6 +81,8 @@ impl Scenario {
     /// Recovery, request by request: sends one request per tick and reads `breaker` after each,
     /// until it is in state `want`. The latency counts from `since` (the moment the dependency
     /// answered its own probe); each state change is journaled with the request that caused it.
+    /// The calls that succeeded through the breaker since it was last seen OPEN are counted: DIVE's
+    /// closes at its success threshold of them, not sooner, and not never.
     pub async fn drive_until(
         &mut self,
         inst: &Instance,
@@ -86,12 +93,14 @@ impl Scenario {
         since: Instant,
     ) -> Option<Duration> {
         let what = format!("{} {breaker} breaker {want}", inst.code);
+        let dive = BreakerConfig::dive(breaker, self.time_scale);
         let mut moves: Vec<(Instant, String)> = Vec::new();
         let mut last: Option<BreakerState> = None;
-        let mut since_half_open = 0usize;
+        let mut successes = 0usize;
+        let mut closed_after: Option<usize> = None;
         let deadline = budget.deadline().saturating_sub(since.elapsed());
         // DIVE closes a HALF_OPEN breaker after at most 3 successes: a breaker still HALF_OPEN
-        // after this many answered calls through it will not close, and waiting longer proves nothing.
+        // after this many successful calls through it will not close, and waiting longer proves nothing.
         const STUCK_AFTER: usize = 6;
         self.probing(format!(
             "one GET /api/resources/:id, then GET {}/detailed, every {} until {what}, budget {} from the dependency answering",
@@ -116,13 +125,21 @@ impl Scenario {
                 Breaker::Opa => sent.decided_by == Some(DecidedBy::Opa),
                 _ => sent.decided_by.is_some(),
             };
-            if stats.state == BreakerState::HalfOpen && through {
-                since_half_open += 1;
+            match stats.state {
+                BreakerState::Open => successes = 0,
+                _ if through => successes += 1,
+                _ => {}
+            }
+            let left_open = last.is_some_and(|l| l != BreakerState::Closed);
+            if stats.state == BreakerState::Closed && left_open {
+                closed_after = Some(successes);
             }
             last = Some(stats.state);
+            // Straight from OPEN to CLOSED (its first call through also closed it) is past HALF_OPEN.
+            let past = want == BreakerState::HalfOpen && stats.state == BreakerState::Closed;
             match stats.state {
-                s if s == want => Ok(true),
-                BreakerState::HalfOpen if since_half_open >= STUCK_AFTER => Ok(false),
+                s if s == want || past => Ok(true),
+                BreakerState::HalfOpen if successes >= STUCK_AFTER => Ok(false),
                 _ => Err(stats.to_string()),
             }
         })
@@ -133,6 +150,10 @@ impl Scenario {
                 secs(at.saturating_duration_since(since))
             ));
         }
+        let exclusive = !self.live;
+        if let Some(early) = closed_after.and_then(|n| diagnose::closed_early(breaker, n, dive, exclusive)) {
+            self.finding(early);
+        }
         match reached {
             Ok(m) if m.value => {
                 let latency = since.elapsed();
@@ -140,12 +161,7 @@ impl Scenario {
                 Some(latency)
             }
             Ok(_) => {
-                self.finding(
-                    Finding::fail(format!(
-                        "{breaker} breaker stayed HALF_OPEN through {since_half_open} calls that succeeded through it (DIVE closes after at most 3): it never closes"
-                    ))
-                    .defect(Defect::R2),
-                );
+                self.finding(diagnose::stuck_half_open(breaker, successes, dive));
                 None
             }
             Err(timeout) => {
@@ -155,30 +171,41 @@ impl Scenario {
         }
     }
 
-    /// Reads `breaker` for `window` without sending traffic; every reading must satisfy `keep`.
+    /// Reads `breaker` for `window` (sending nothing itself); every reading must satisfy `keep`.
+    /// Says whether it held, moved (to what, after how long), or could not be read.
     pub async fn breaker_holds(
         &mut self,
         inst: &Instance,
         breaker: Breaker,
         window: Duration,
         keep: impl Fn(BreakerState) -> bool,
-    ) -> Result<Held, Broke> {
+    ) -> BreakerHold {
         let what = format!("{} {breaker} breaker", inst.code);
         self.probing(format!(
-            "GET {}/detailed every {} for {}, no traffic: {what}",
+            "GET {}/detailed every {} for {}: {what}",
             inst.health_base,
             secs(TICK),
             secs(window)
         ));
-        holds_for(&what, TICK, window, async || {
+        let moved_to = Cell::new(None);
+        let held = holds_for(&what, TICK, window, async || {
             let stats = self.breaker(inst, breaker).await?;
             if keep(stats.state) {
                 Ok(stats.to_string())
             } else {
+                moved_to.set(Some(stats.state));
                 Err(stats.to_string())
             }
         })
-        .await
+        .await;
+        match (held, moved_to.get()) {
+            (Ok(h), _) => BreakerHold::Held {
+                state: h.last_seen,
+                for_: h.window,
+            },
+            (Err(broke), Some(to)) => BreakerHold::Moved { to, after: broke.after },
+            (Err(broke), None) => BreakerHold::Unread(broke.to_string()),
+        }
     }
 
     /// Healthy with every breaker CLOSED, measured from `since` against `budget`, while `traffic`

@@ -1,10 +1,12 @@
 //! Waits across instances: a revoked token refused everywhere, an issued token accepted
 //! everywhere, the hub's view of a spoke, a new token accepted everywhere after an outage.
 
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use crate::deployment::instance::Instance;
 use crate::infra::poll::{eventually, holds_for};
+use crate::scenario::diagnose::{self, NotListed, NotRefused, TokensRefused};
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
@@ -12,13 +14,13 @@ use crate::vocab::units::secs;
 impl Scenario {
     /// Polls every instance concurrently until it stops accepting `token`, each measured with
     /// millisecond precision against `budget`. Returns, per instance, the latency or what it last
-    /// saw; the caller turns a miss into a finding.
+    /// answered; the caller turns a miss into a finding.
     pub async fn rejected_everywhere(
         &mut self,
         instances: &[&Instance],
         token: &str,
         budget: Budget,
-    ) -> Vec<(String, Result<Duration, String>)> {
+    ) -> Vec<(String, Result<Duration, NotRefused>)> {
         // 50 ms keeps each instance under 20 requests/s.
         const FAST_TICK: Duration = Duration::from_millis(50);
         let names: Vec<&str> = instances.iter().map(|i| i.code.as_str()).collect();
@@ -38,18 +40,22 @@ impl Scenario {
                     let deadline = budget.deadline();
                     tasks.spawn_local(async move {
                         let what = format!("{} rejecting the revoked token", access.code);
+                        let accepted = Cell::new(false);
                         let rejected = eventually(&what, FAST_TICK, deadline, async || {
-                            match access.accepts(&token).await {
+                            let answer = access.accepts(&token).await;
+                            accepted.set(answer == Ok(true));
+                            match answer {
                                 Ok(false) => Ok(()),
-                                Ok(true) => Err("still accepted (200)".to_string()),
+                                Ok(true) => Err("still accepted (HTTP 200)".to_string()),
                                 Err(e) => Err(e),
                             }
+                        })
+                        .await;
+                        let result = rejected.map(|m| m.elapsed).map_err(|t| NotRefused {
+                            accepted: accepted.get(),
+                            seen: t.to_string(),
                         });
-                        (
-                            order,
-                            access.code.clone(),
-                            rejected.await.map(|m| m.elapsed).map_err(|t| t.to_string()),
-                        )
+                        (order, access.code.clone(), result)
                     });
                 }
                 tasks.join_all().await
@@ -66,14 +72,10 @@ impl Scenario {
         out
     }
 
-    /// For `window`, every instance must keep accepting `token`. Returns the instances that
-    /// stopped, with what they answered.
-    pub async fn accepted_everywhere(
-        &mut self,
-        instances: &[&Instance],
-        token: &str,
-        window: Duration,
-    ) -> Result<(), String> {
+    /// For `window`, every instance must keep accepting `token`. When one stops, records the
+    /// diagnosis (who refused, who failed to answer) and returns false.
+    pub async fn accepted_everywhere(&mut self, instances: &[&Instance], token: &str, window: Duration) -> bool {
+        let stopped = RefCell::new(TokensRefused::default());
         let what = format!(
             "{} keep accepting an issued token",
             instances.iter().map(|i| i.code.as_str()).collect::<Vec<_>>().join(", ")
@@ -84,33 +86,44 @@ impl Scenario {
             secs(window)
         ));
         let held = holds_for(&what, TICK, window, async || {
-            let mut refused = Vec::new();
+            let mut seen = TokensRefused::default();
             for inst in instances {
                 match inst.accepts(token).await {
                     Ok(true) => {}
-                    Ok(false) => refused.push(format!("{} answered 401", inst.code)),
-                    Err(e) => refused.push(e),
+                    Ok(false) => seen.refused.push(inst.code.clone()),
+                    Err(e) => seen.errors.push(e),
                 }
             }
-            if refused.is_empty() {
-                Ok("all accept".to_string())
-            } else {
-                Err(refused.join("; "))
+            if seen.refused.is_empty() && seen.errors.is_empty() {
+                return Ok("all accept".to_string());
             }
+            let mut lines: Vec<String> = seen.refused.iter().map(|c| format!("{c} answered HTTP 401")).collect();
+            lines.extend(seen.errors.iter().cloned());
+            stopped.replace(seen);
+            Err(lines.join("; "))
         })
         .await;
         match held {
             Ok(h) => {
                 self.report(format!("held for {}: {what}", secs(h.window)));
-                Ok(())
+                true
             }
-            Err(broke) => Err(broke.to_string()),
+            Err(broke) => {
+                let stopped = TokensRefused {
+                    what: broke.to_string(),
+                    ..stopped.into_inner()
+                };
+                self.finding(diagnose::tokens_stopped_working(&stopped));
+                false
+            }
         }
     }
 
     /// Waits until the hub's federation health lists (`listed`) or stops listing spoke `code` as
-    /// unhealthy; prints the latency against `bound`, the bound on paper.
+    /// unhealthy; prints the latency against `bound`, the bound on paper. When it never does,
+    /// records the diagnosis and returns `None`.
     pub async fn spoke_listed(&mut self, hub: &Instance, code: &str, listed: bool, bound: Budget) -> Option<Duration> {
+        let answers = Cell::new(0u32);
         let what = format!(
             "hub {} {code} as unhealthy",
             if listed { "lists" } else { "no longer lists" }
@@ -122,6 +135,7 @@ impl Scenario {
         ));
         let seen = eventually(&what, TICK, bound.deadline(), || async {
             let health = hub.federation_health().await?;
+            answers.set(answers.get() + 1);
             let present = health
                 .unhealthy_spokes
                 .iter()
@@ -129,7 +143,12 @@ impl Scenario {
             if present == listed {
                 Ok(())
             } else {
-                Err(format!("unhealthy spokes: {:?}", health.unhealthy_spokes))
+                let codes: Vec<&str> = health
+                    .unhealthy_spokes
+                    .iter()
+                    .map(|s| s.instance_code.as_str())
+                    .collect();
+                Err(format!("unhealthy spokes: [{}]", codes.join(", ")))
             }
         })
         .await;
@@ -139,7 +158,11 @@ impl Scenario {
                 Some(m.elapsed)
             }
             Err(t) => {
-                self.event(t.to_string());
+                let seen = NotListed {
+                    answers: answers.get(),
+                    last: t.to_string(),
+                };
+                self.finding(diagnose::listing_wrong(code, listed, &seen));
                 None
             }
         }

@@ -25,7 +25,7 @@ use crate::infra::config::must_config;
 use crate::infra::http::HttpError;
 use crate::report;
 use crate::vocab::fault::{FaultKind, Service};
-use crate::vocab::finding::{Defect, Finding, Severity};
+use crate::vocab::finding::{Defect, Finding, Severity, redacted};
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
 use crate::vocab::journal::{AlertState, EventKind, Journal, Outcome};
 use crate::vocab::slo::{self, Budget, Requirement, requirement};
@@ -60,7 +60,7 @@ impl Scenario {
             origin: None,
             journal: Journal::new(requirement.id, requirement.text, &deployment.target),
             findings: Vec::new(),
-            observer: Mutex::new(Observer::default()),
+            observer: Mutex::new(Observer::new(deployment.time_scale)),
         }
     }
 
@@ -109,11 +109,17 @@ impl Scenario {
         self.journal.event(at, text, kind);
     }
 
-    /// Moves the observed changes into the journal (they were printed when seen).
+    /// Moves the observed changes into the journal (they were printed when seen), and the
+    /// judgements of the breakers' transitions into the findings.
     fn flush_observations(&mut self) {
-        let pending = std::mem::take(&mut self.observer.get_mut().unwrap_or_else(PoisonError::into_inner).pending);
+        let observer = self.observer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let pending = std::mem::take(&mut observer.pending);
+        let judged = std::mem::take(&mut observer.judged);
         for (at, text, kind) in pending {
             self.journal.event(at, text, kind);
+        }
+        for finding in judged {
+            self.finding(finding);
         }
     }
 
@@ -121,10 +127,11 @@ impl Scenario {
     /// shows. Every poll of the scenario reads health through here, so the timeline sees each
     /// transition the polls saw.
     pub async fn detailed(&self, inst: &Instance) -> Result<Detailed, HttpError> {
+        let asked = Instant::now();
         let d = inst.detailed().await?;
         let mut observer = self.observer.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = observer.pending.len();
-        observer.detailed(Instant::now(), &inst.code, &d);
+        observer.detailed(asked, Instant::now(), &inst.code, &d);
         // Printed now rather than at the flush, so the test's output keeps the order of events.
         for (_, text, _) in &observer.pending[seen..] {
             eprintln!("[{}] {text}", self.requirement.id);
@@ -286,7 +293,7 @@ impl Scenario {
     /// under traffic (D7), so the postcheck drives it, bounded by the slowest breaker's timeout.
     pub async fn postcheck(&mut self, inst: &Instance, traffic: &Pump) {
         let started = Instant::now();
-        let deadline = self.budget_of("steady state").limit + Duration::from_secs(3);
+        let deadline = self.budget_of("steady state").limit;
         let settled = self.steady(inst, deadline).await;
         let postcheck = EventKind::Postcheck {
             instance: inst.code.clone(),
@@ -384,8 +391,10 @@ impl Verdict {
     }
 
     /// The scenario failed (not as a precondition), with a finding naming each of `defects`.
+    /// Returns the whole diagnosis, redacted, for the self-check to pin with a snapshot.
     #[track_caller]
-    pub fn must_fail_naming(&self, defects: &[Defect]) {
+    #[must_use = "pin the diagnosis: insta::assert_snapshot!(verdict.must_fail_naming(..))"]
+    pub fn must_fail_naming(&self, defects: &[Defect]) -> String {
         let failures = self.failures();
         assert!(
             !failures.is_empty(),
@@ -406,6 +415,20 @@ impl Verdict {
                 self.describe()
             );
         }
+        self.diagnosis()
+    }
+
+    /// Every failure, one per line, with what varies from run to run redacted.
+    pub fn diagnosis(&self) -> String {
+        let lines: Vec<String> = self
+            .failures()
+            .iter()
+            .map(|f| {
+                let tag = f.defect.map(|d| format!("[{d}: {}] ", d.title())).unwrap_or_default();
+                format!("{:?} {tag}{}", f.severity, redacted(&f.message))
+            })
+            .collect();
+        lines.join("\n")
     }
 }
 

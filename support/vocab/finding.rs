@@ -39,24 +39,19 @@ pub enum Defect {
     R9,
     /// A failed dependency slows routes that do not need it.
     R10,
+    /// A breaker's thresholds or open timeout are not DIVE's.
+    R16,
+    /// OPA down leaves the overall status healthy.
+    R17,
+    /// The hub keeps listing a spoke as unhealthy after it heartbeats again.
+    R18,
 }
 
 impl Defect {
     /// R* defects exist only in the reference deployment: a live DIVE is never said to have one.
     pub fn reference_only(self) -> bool {
-        matches!(
-            self,
-            Defect::R1
-                | Defect::R2
-                | Defect::R3
-                | Defect::R4
-                | Defect::R5
-                | Defect::R6
-                | Defect::R7
-                | Defect::R8
-                | Defect::R9
-                | Defect::R10
-        )
+        // Every R variant is declared after every D variant.
+        self >= Defect::R1
     }
 
     pub fn title(self) -> &'static str {
@@ -81,6 +76,9 @@ impl Defect {
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
             Defect::R9 => "reference defect: an OPEN breaker still waits out its dependency's timeout",
             Defect::R10 => "reference defect: a failed dependency slows unrelated routes",
+            Defect::R16 => "reference defect: breaker thresholds or open timeout differ from DIVE's",
+            Defect::R17 => "reference defect: OPA down leaves the overall status healthy",
+            Defect::R18 => "reference defect: the hub keeps listing a recovered spoke as unhealthy",
         }
     }
 }
@@ -152,5 +150,92 @@ impl fmt::Display for Finding {
             Some(d) => write!(f, "{label} [{d}: {}] {}", d.title(), self.message),
             None => write!(f, "{label} {}", self.message),
         }
+    }
+}
+
+/// `text` with what varies from run to run replaced, so that a diagnosis can be pinned by a
+/// snapshot: durations (`<duration>`), ports (`<port>`), long ids (`<id>`) and other numbers
+/// (`<n>`), and the directories of this checkout (`<state>`, `<crate>`), which differ from machine
+/// to machine. Requirement ids, tags and HTTP codes written `HTTP 503` or `HTTP 200/403` stay.
+pub fn redacted(text: &str) -> String {
+    let mut text = text.to_string();
+    if let Some(state) = std::env::var("DIVE_STATE_DIR").ok().filter(|s| s.len() > 1) {
+        text = text.replace(&state, "<state>");
+    }
+    let text = text.replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
+    let is_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(c) = rest.chars().next() {
+        if !is_word(c) {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let len = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(len);
+        // A sentence's full stop is not part of the word.
+        let word = word.trim_end_matches('.');
+        let stop = &rest[word.len()..len];
+        rest = after;
+        let digits = word.chars().filter(char::is_ascii_digit).count();
+        let number = digits > 0 && word.chars().all(|c| c.is_ascii_digit() || c == '.');
+        if number {
+            let unit = [" ms", " s", " min"].into_iter().find(|u| {
+                stop.is_empty()
+                    && rest.starts_with(u)
+                    && !rest[u.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+            });
+            if let Some(unit) = unit {
+                out.push_str("<duration>");
+                rest = &rest[unit.len()..];
+            } else if out.ends_with(':') {
+                out.push_str("<port>");
+            } else if http_code_follows(&out) {
+                out.push_str(word);
+            } else {
+                out.push_str("<n>");
+            }
+        } else if digits >= 2 && word.len() >= 12 {
+            out.push_str("<id>");
+        } else {
+            out.push_str(word);
+        }
+        out.push_str(stop);
+    }
+    out
+}
+
+/// The text so far ends `HTTP ` or `HTTP 200/`: the number that follows is an HTTP code.
+fn http_code_follows(before: &str) -> bool {
+    let codes = before
+        .strip_suffix('/')
+        .map(|b| b.trim_end_matches(|c: char| c.is_ascii_digit()));
+    before.ends_with("HTTP ") || codes.is_some_and(|b| b.ends_with("HTTP "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_keeps_tags_ids_of_requirements_and_http_codes() {
+        let text = "the USA opa breaker was still CLOSED after 39 consecutive failed calls and opened after 40; took 5.1 s, budget 3.0 s.";
+        assert_eq!(
+            redacted(text),
+            "the USA opa breaker was still CLOSED after <n> consecutive failed calls and opened after <n>; took <duration>, budget <duration>."
+        );
+        assert_eq!(
+            redacted("GET https://127.0.0.1:43123/api/health: 12 ms, HTTP 503, 0 x 5xx (4.1-opa, D10, R16)"),
+            "GET https://<n>:<port>/api/health: <duration>, HTTP 503, <n> x 5xx (4.1-opa, D10, R16)"
+        );
+        assert_eq!(
+            redacted("40 sent: 40 decided (HTTP 200/403: 2 by OPA), 0 x HTTP 401, GET /api/resources/123/4"),
+            "<n> sent: <n> decided (HTTP 200/403: <n> by OPA), <n> x HTTP 401, GET /api/resources/<n>/<n>"
+        );
+        assert_eq!(
+            redacted("revoked token 3f2a9c1e-77b4-4e0e-9d1a-5c1b2a3d4e5f of alice after 2 smiles"),
+            "revoked token <id> of alice after <n> smiles"
+        );
     }
 }

@@ -14,6 +14,16 @@ pub enum Overall {
     Unhealthy,
 }
 
+impl Overall {
+    /// The HTTP code DIVE answers its health routes with (contract section 2).
+    pub fn http_code(self) -> u16 {
+        match self {
+            Overall::Unhealthy => 503,
+            Overall::Healthy | Overall::Degraded => 200,
+        }
+    }
+}
+
 impl fmt::Display for Overall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -168,9 +178,17 @@ pub struct Detailed {
     pub circuit_breakers: Option<Breakers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The HTTP code it came with, when it came over HTTP.
+    #[serde(skip)]
+    pub http_code: Option<u16>,
 }
 
 impl Detailed {
+    /// The status, and the HTTP code agrees with it (when known).
+    pub fn is(&self, want: Overall) -> bool {
+        self.status == want && self.http_code.is_none_or(|c| c == want.http_code())
+    }
+
     /// One line for reports: `degraded (keycloak down, opa OPEN failures=5 rejectCount=2)`.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -202,10 +220,14 @@ impl Detailed {
         if let Some(e) = &self.error {
             parts.push(format!("error: {e}"));
         }
+        let status = match self.http_code {
+            Some(code) if code != self.status.http_code() => format!("{} with HTTP {code}", self.status),
+            _ => self.status.to_string(),
+        };
         if parts.is_empty() {
-            self.status.to_string()
+            status
         } else {
-            format!("{} ({})", self.status, parts.join(", "))
+            format!("{status} ({})", parts.join(", "))
         }
     }
 }

@@ -37,15 +37,26 @@ pub(super) struct Heartbeat {
 }
 
 pub(super) async fn heartbeat(State(b): State<Arc<Backend>>, Json(h): Json<Heartbeat>) -> Response {
+    let silence = silence(&b);
     if let Ok(mut beats) = b.heartbeats.lock() {
-        beats.insert(h.instance_code.to_uppercase(), Instant::now());
+        let last = beats.entry(h.instance_code.to_uppercase()).or_insert_with(Instant::now);
+        // R18: a spoke once marked unhealthy stays so, whatever it sends.
+        let marked = last.elapsed() > silence;
+        if !(b.cfg.behaviour.unhealthy_spokes_stick && marked) {
+            *last = Instant::now();
+        }
     }
     Json(json!({ "success": true })).into_response()
 }
 
+/// How long a spoke may stay silent before the hub lists it unhealthy: 90 s.
+fn silence(b: &Backend) -> Duration {
+    Duration::from_secs(90).mul_f64(b.cfg.time_scale)
+}
+
 /// `GET /api/federation/health`: a spoke is unhealthy after 90 s without a heartbeat.
 pub(super) async fn federation_health(State(b): State<Arc<Backend>>) -> Response {
-    let silence = Duration::from_secs(90).mul_f64(b.cfg.time_scale);
+    let silence = silence(&b);
     let beats = b.heartbeats.lock().map(|h| h.clone()).unwrap_or_default();
     let mut unhealthy: Vec<_> = beats
         .iter()

@@ -20,10 +20,13 @@ impl Backend {
             let mut last = String::new();
             loop {
                 retry.tick().await;
-                match self.get_ok(url.clone(), patience).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.contains("connect") => last = e,
-                    Err(e) => return Err(if last.is_empty() { e } else { last }),
+                match self.client.get(url.clone()).timeout(patience).send().await {
+                    Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) => return Err(format!("HTTP {}", r.status())),
+                    // A stopped server refuses connections: the driver keeps selecting a server
+                    // until its patience runs out, as DIVE's does.
+                    Err(e) if e.is_connect() => last = e.to_string(),
+                    Err(e) => return Err(if last.is_empty() { e.to_string() } else { last }),
                 }
             }
         })
@@ -80,7 +83,7 @@ impl Backend {
             },
             blacklist_redis,
         };
-        let status = overall(&services, self.cfg.behaviour.keycloak_down_degrades);
+        let status = overall(&services, &self.cfg.behaviour);
         self.record_health_gauges(&services);
         let breakers = Breakers {
             opa: self.stats(Breaker::Opa),
@@ -100,6 +103,7 @@ impl Backend {
             services: Some(services),
             circuit_breakers: Some(breakers),
             error: None,
+            http_code: None,
         };
         (code, body)
     }
@@ -157,11 +161,13 @@ pub(super) fn classify(result: Result<(), String>, took: Duration, up_within: Du
 }
 
 /// DIVE's overall status (contract section 2), with Keycloak `down` degrading only where the
-/// profile fixes D6.
-pub(super) fn overall(s: &Services, keycloak_down_degrades: bool) -> Overall {
-    if s.mongodb.status == Probe::Down || s.opa.status == Probe::Down {
+/// profile fixes D6, and OPA `down` ignored under R17.
+pub(super) fn overall(s: &Services, behaviour: &Behaviour) -> Overall {
+    let opa_down = s.opa.status == Probe::Down && !behaviour.opa_down_ignored;
+    if s.mongodb.status == Probe::Down || opa_down {
         return Overall::Unhealthy;
     }
+    let keycloak_down_degrades = behaviour.keycloak_down_degrades;
     let slow = [&s.mongodb, &s.opa, &s.keycloak]
         .iter()
         .any(|h| h.status == Probe::Degraded);

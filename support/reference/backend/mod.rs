@@ -116,7 +116,12 @@ pub fn router(cfg: BackendConfig) -> Router {
     let breakers = Breaker::ALL
         .into_iter()
         .map(|b| {
-            let breaker = CircuitBreaker::new(BreakerConfig::dive(b, cfg.time_scale), cfg.behaviour.breaker_quirk);
+            let breaker = CircuitBreaker::new(
+                cfg.behaviour
+                    .breaker_quirk
+                    .config(BreakerConfig::dive(b, cfg.time_scale)),
+                cfg.behaviour.breaker_quirk,
+            );
             (b, Mutex::new(breaker))
         })
         .collect();

@@ -21,7 +21,9 @@ use crate::infra::load::{self as generator, Counts, Lag, Plan, Recorder, Run, WI
 use crate::infra::poll::{eventually, holds_for};
 use crate::scenario::Scenario;
 use crate::scenario::diagnose::{breaker_did_not_open, dependency_status};
-use crate::vocab::fault::Service;
+use crate::vocab::breaker::BreakerConfig;
+use crate::fault::FaultGuard;
+use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::Finding;
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
 use crate::vocab::load::{LoadReport, PhaseMark, Route, breaker_in_front_of, client_timeout, has_fallback, millis};
@@ -167,13 +169,29 @@ impl Scenario {
         self.watch_under_load(inst, load, window, "baseline").await;
     }
 
-    /// Right after the fault: the fault phase begins at its command; waits under load for the
-    /// breaker in front of the service to open (its OPEN phase begins when it is seen so), then
-    /// keeps the load on for the `4.5 open window`, and reads the breaker once more at its end.
-    pub async fn through_the_fault(&mut self, inst: &Instance, load: &mut Load) {
-        let fault_at = self.origin();
+    /// Faults `service` of `inst` while `load` runs. The fault phase begins as the command is
+    /// given, not when it returns: a request that failed while the command ran (a process being
+    /// stopped) belongs to the fault, never to the baseline.
+    pub async fn fault_under_load(
+        &mut self,
+        inst: &Instance,
+        load: &mut Load,
+        kind: FaultKind,
+    ) -> Result<FaultGuard, Finding> {
+        let fault_at = Instant::now();
         load.fault_at = Some(fault_at);
         load.mark(FAULT, fault_at, false);
+        self.fault(inst, load.service, kind).await
+    }
+
+    /// Right after the fault: waits under load for the breaker in front of the service to open
+    /// (its OPEN phase begins when it is seen so), then keeps the load on for the
+    /// `4.5 open window`, and reads the breaker once more at its end.
+    pub async fn through_the_fault(&mut self, inst: &Instance, load: &mut Load) {
+        let fault_at = *load.fault_at.get_or_insert_with(|| self.origin());
+        if !load.marks.iter().any(|(phase, _, _)| *phase == FAULT) {
+            load.mark(FAULT, fault_at, false);
+        }
         if let Some(breaker) = load.breaker {
             let deadline = self.left_of(self.budget_of("4.5 fast again").deadline());
             let what = format!("{} {breaker} breaker OPEN under load", inst.code);
@@ -210,7 +228,8 @@ impl Scenario {
                     let stats = last.as_ref().and_then(|d| d.circuit_breakers).map(|b| b.get(breaker));
                     let dependency = last.as_ref().and_then(|d| dependency_status(d, breaker));
                     let tally = load.tallies.as_ref().map(|t| t.since(fault_at)).unwrap_or_default();
-                    self.finding(breaker_did_not_open(breaker, stats, dependency, tally));
+                    let threshold = BreakerConfig::dive(breaker, self.time_scale).failure_threshold;
+                    self.finding(breaker_did_not_open(breaker, stats, dependency, tally, threshold));
                 }
             }
         }
