@@ -181,7 +181,7 @@ pub fn redacted(text: &str) -> String {
         let digits = word.chars().filter(char::is_ascii_digit).count();
         let number = digits > 0 && word.chars().all(|c| c.is_ascii_digit() || c == '.');
         if number {
-            let unit = [" ms", " s", " min"].into_iter().find(|u| {
+            let unit = [" µs", " ms", " s", " min"].into_iter().find(|u| {
                 stop.is_empty()
                     && rest.starts_with(u)
                     && !rest[u.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())

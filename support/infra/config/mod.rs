@@ -163,7 +163,7 @@ pub struct Config {
 
 /// The load a shared deployment gets by default, in requests per second: with the health polls
 /// of a scenario under load (one every [`LOAD_TICK`]) the harness sends 20 a second in all.
-pub const DEFAULT_LOAD_RATE: f64 = 16.0;
+pub const DEFAULT_LOAD_RATE: f64 = 15.0;
 
 /// The cap on what the harness sends while it loads a target, polls included, unless
 /// `DIVE_LOAD_MAX_RATE` lifts it: the design's 20 requests a second to a shared target.
