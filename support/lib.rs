@@ -20,8 +20,8 @@ pub mod vocab;
 
 /// What a phase test needs, in one import.
 pub mod prelude {
-    pub use crate::deployment::Deployment;
     pub use crate::deployment::instance::Instance;
+    pub use crate::deployment::{Deployment, ask_each};
     pub use crate::infra::config::Profile;
     pub use crate::scenario::{Scenario, TICK, Verdict, run, run_on};
     pub use crate::vocab::fault::{FaultKind, Service};

@@ -172,7 +172,7 @@ async fn self_check_opa_scenario_names_a_healthy_status_with_opa_down() {
 /// Mutated evidence: the answers of 5xx come from MongoDB, stopped alongside the cache Redis, on a
 /// DIVE whose cache outage alone breaks nothing. R1 must not be named.
 #[tokio::test]
-async fn server_errors_the_cache_did_not_cause_are_not_r1() {
+async fn mutated_evidence_server_errors_the_cache_did_not_cause_are_not_r1() {
     let deployment = Deployment::reference(Profile::Intended).await;
     let verdict = run_on(deployment, "4.1-redis", async |d: &Deployment, s: &mut Scenario| {
         redis_stopped_with(d, s, Some(Service::Mongodb)).await

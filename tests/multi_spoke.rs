@@ -8,6 +8,7 @@ use std::time::Instant;
 use dive_resilience::infra::config::must_config;
 use dive_resilience::prelude::*;
 use dive_resilience::scenario::diagnose;
+use dive_resilience::vocab::slo::tick_among;
 use dive_resilience::vocab::units::secs;
 
 /// 5.1-deploy: hub and every spoke up and healthy; the hub hears every spoke; hub tokens work on
@@ -29,8 +30,10 @@ async fn federation_is_up(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
         )));
     }
     let token = d.hub().token_for(&d.hub().credentials.user).await?;
-    for spoke in d.spokes() {
-        match spoke.accepts(&token).await {
+    let spokes: Vec<&Instance> = d.spokes().iter().collect();
+    let answers = ask_each(&spokes, |spoke| spoke.accepts(&token)).await;
+    for (spoke, answer) in spokes.iter().zip(answers) {
+        match answer {
             Ok(true) => s.event(format!("{} accepts a hub token", spoke.code)),
             answer => s.finding(diagnose::spoke_refuses_hub_token(&spoke.code, &answer)),
         }
@@ -66,13 +69,12 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str, down: Op
         s.preflight(inst).await?;
     }
     let token = hub.token_for(user).await?;
-    for inst in &everyone {
-        if inst.accepts(&token).await != Ok(true) {
-            return Err(Finding::precondition(format!(
-                "{} does not accept a fresh token of {user}",
-                inst.code
-            )));
-        }
+    let answers = ask_each(&everyone, |inst| inst.accepts(&token)).await;
+    if let Some((inst, _)) = everyone.iter().zip(&answers).find(|(_, a)| **a != Ok(true)) {
+        return Err(Finding::precondition(format!(
+            "{} does not accept a fresh token of {user}",
+            inst.code
+        )));
     }
     let outage = match down {
         Some(code) => Some(s.fault(d.instance(code)?, Service::Stack, FaultKind::Stop).await?),
@@ -114,47 +116,58 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str, down: Op
     Ok(())
 }
 
-/// 5.1-isolate: the whole TST spoke goes down; the hub, FRA and DEU keep their health and keep
-/// answering; the hub lists TST unhealthy after its heartbeat window and drops it after recovery.
+/// 5.1-isolate: one whole spoke goes down (TST, DIVE's test instance, when it is among the spokes,
+/// otherwise the first one named); the hub and every other spoke keep their health and keep
+/// answering; the hub lists the spoke unhealthy after its heartbeat window and drops it after
+/// recovery.
 async fn one_spoke_down_others_unaffected(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let tst = d.instance("TST")?;
-    let others: Vec<&Instance> = d.instances().iter().filter(|i| i.code != "TST").collect();
+    let tst = isolated_spoke(d)?;
+    let code = tst.code.as_str();
+    let others: Vec<&Instance> = d.instances().iter().filter(|i| i.code != code).collect();
     // On paper: 90 s without a heartbeat, heartbeats every 30 s.
     let (listed_within, dropped_within) = (s.budget_of("5.1-isolate listed"), s.budget_of("5.1-isolate dropped"));
     for inst in d.instances() {
         s.preflight(inst).await?;
     }
     let mut pumps = Vec::new();
-    for inst in &others {
-        pumps.push(inst.traffic().await?.pump(TICK));
+    let tick = tick_among(others.len());
+    for traffic in ask_each(&others, |inst| inst.traffic()).await {
+        pumps.push(traffic?.pump(tick));
     }
     let down = s.fault(tst, Service::Stack, FaultKind::Stop).await?;
     let since = Instant::now();
     let hub = d.hub();
-    s.spoke_listed(hub, "TST", true, listed_within).await;
-    for (inst, pump) in others.iter().zip(&pumps) {
+    s.spoke_listed(hub, code, true, listed_within).await;
+    let statuses = ask_each(&others, |inst| inst.detailed()).await;
+    for ((inst, pump), status) in others.iter().zip(&pumps).zip(statuses) {
         let tally = pump.tally_since(since);
-        let status = inst
-            .detailed()
-            .await
-            .map(|d| d.summary())
-            .map_err(|e| Finding::fail(e.to_string()))?;
+        let status = status.map(|d| d.summary()).map_err(|e| Finding::fail(e.to_string()))?;
         if tally.server_error > 0 || tally.no_answer > 0 || tally.decided == 0 || !status.starts_with("healthy") {
             s.finding(Finding::fail(format!(
-                "{} was affected by the TST outage: {status}; traffic {tally}",
+                "{} was affected by the {code} outage: {status}; traffic {tally}",
                 inst.code
             )));
         } else {
             s.report(format!(
-                "{} unaffected while TST was down: {status}; traffic {tally}",
+                "{} unaffected while {code} was down: {status}; traffic {tally}",
                 inst.code
             ));
         }
     }
     s.restore(down).await?;
-    s.spoke_listed(hub, "TST", false, dropped_within).await;
+    s.spoke_listed(hub, code, false, dropped_within).await;
     s.postcheck(tst, &tst.traffic().await?.pump(TICK)).await;
     Ok(())
+}
+
+/// The spoke 5.1-isolate takes down: TST when present, else the first spoke.
+fn isolated_spoke(d: &Deployment) -> Result<&Instance, Finding> {
+    let spokes = d.spokes();
+    spokes
+        .iter()
+        .find(|i| i.code == "TST")
+        .or(spokes.first())
+        .ok_or_else(|| Finding::precondition("5.1-isolate needs a spoke to take down: name one in DIVE_SPOKES"))
 }
 
 /// 5.1-federation: the hub's Keycloak goes down; tokens already issued keep working on every
@@ -172,13 +185,12 @@ async fn federation_survives_hub_keycloak_outage(d: &Deployment, s: &mut Scenari
     }
     let issued = hub.token_for(&hub.credentials.user).await?;
     // Tokens in use: every instance has verified one (and cached the hub's keys) before the outage.
-    for inst in &everyone {
-        if inst.accepts(&issued).await != Ok(true) {
-            return Err(Finding::precondition(format!(
-                "{} does not accept a fresh hub token",
-                inst.code
-            )));
-        }
+    let answers = ask_each(&everyone, |inst| inst.accepts(&issued)).await;
+    if let Some((inst, _)) = everyone.iter().zip(&answers).find(|(_, a)| **a != Ok(true)) {
+        return Err(Finding::precondition(format!(
+            "{} does not accept a fresh hub token",
+            inst.code
+        )));
     }
     let keycloak = s.fault(hub, Service::Keycloak, FaultKind::Stop).await?;
     s.accepted_everywhere(&everyone, &issued, window.limit).await;
@@ -276,7 +288,7 @@ async fn self_check_revocation_names_the_spoke_with_its_own_store() {
 /// Mutated evidence: FRA fails to refuse the revoked token only because it is down. Neither
 /// R4 (its own store) nor D5 (revocation not enforced) may be named.
 #[tokio::test]
-async fn a_spoke_that_is_down_is_not_blamed_on_its_store_or_on_revocation() {
+async fn mutated_evidence_a_spoke_that_is_down_is_not_blamed_on_its_store_or_on_revocation() {
     let deployment = Deployment::reference_federation(Profile::Intended, &[]).await;
     let verdict = run_on(deployment, "5.1-revoke", async |d: &Deployment, s: &mut Scenario| {
         revocation_while_down(d, s, Some("FRA")).await

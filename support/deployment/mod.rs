@@ -13,7 +13,9 @@ pub mod rehearsal;
 pub mod traffic;
 
 use std::any::Any;
+use std::future::Future;
 
+use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use crate::fault::ledger::{Ledger, restore_on_signal};
@@ -22,6 +24,22 @@ use crate::infra::dive::Dive;
 use crate::vocab::finding::Finding;
 use instance::Instance;
 use monitors::Monitors;
+
+/// At most this many instances are asked at once: a coalition of 31 spokes then costs about what
+/// three do, and a live deployment never sees a burst of the suite's requests.
+pub const AT_ONCE: usize = 8;
+
+/// `ask` of every instance in `instances`, up to [`AT_ONCE`] at a time; the answers in their order.
+pub async fn ask_each<'a, T, F>(instances: &[&'a Instance], ask: impl FnMut(&'a Instance) -> F) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    futures_util::stream::iter(instances.iter().copied())
+        .map(ask)
+        .buffered(AT_ONCE)
+        .collect()
+        .await
+}
 
 /// What a deployment is started with, beyond the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::deployment::instance::{Credentials, Instance};
 use crate::deployment::monitors::Monitors;
-use crate::deployment::{Deployment, Shape, sweep_ledger};
+use crate::deployment::{Deployment, Shape, ask_each, sweep_ledger};
 use crate::fault::ledger::{Change, Ledger};
 use crate::fault::{Control, FaultError, Fut};
 use crate::infra::config::{Runtime, Secret, must_config};
@@ -131,18 +131,20 @@ pub async fn deployment(behaviour: Behaviour, runtime: Runtime, shape: Shape) ->
         dive_root: None,
         keep: vec![Box::new(reference)],
     };
-    for inst in deployment.instances() {
+    let instances: Vec<&Instance> = deployment.instances().iter().collect();
+    let healthy = ask_each(&instances, |inst| async move {
         let what = format!("{} backend healthy", inst.code);
-        let healthy = eventually(&what, Duration::from_millis(50), Duration::from_secs(30), || async {
+        eventually(&what, Duration::from_millis(50), Duration::from_secs(30), || async {
             match inst.detailed().await {
                 Ok(d) if d.status == Overall::Healthy => Ok(()),
                 Ok(d) => Err(d.summary()),
                 Err(e) => Err(e.to_string()),
             }
-        });
-        healthy
-            .await
-            .map_err(|t| Finding::precondition(format!("the reference deployment did not come up: {t}")))?;
+        })
+        .await
+    });
+    for up in healthy.await {
+        up.map_err(|t| Finding::precondition(format!("the reference deployment did not come up: {t}")))?;
     }
     if let Ok(m) = deployment.monitors() {
         m.wait_ready().await?;

@@ -126,7 +126,20 @@ impl Reference {
             .map_err(|e| e.to_string())?;
         let dir = temp_root.join(format!("reference-{}-{}", std::process::id(), random_hex()));
         let spawner = Arc::new(Spawner::new());
-        let blacklist = start_redis(runtime_kind, runtime.handle(), &dir, "blacklist", true, &spawner).await?;
+        // Every Redis at once: one after another, a coalition of 31 spokes waited seconds for them.
+        let codes: Vec<&str> = std::iter::once(HUB).chain(spokes.iter().copied()).collect();
+        let stores: Vec<(String, bool)> = std::iter::once(("blacklist".to_string(), true))
+            .chain(codes.iter().map(|c| (format!("cache-{}", c.to_lowercase()), false)))
+            .collect();
+        let mut started = futures_util::future::try_join_all(
+            stores
+                .iter()
+                .map(|(name, aof)| start_redis(runtime_kind, runtime.handle(), &dir, name, *aof, &spawner)),
+        )
+        .await?
+        .into_iter();
+        let blacklist = started.next().ok_or("no blacklist store started")?;
+        let mut caches = started;
         let mut reference = Reference {
             runtime: Some(runtime),
             dir,
@@ -145,12 +158,19 @@ impl Reference {
             spawner,
         };
         let registered: Vec<String> = spokes.iter().map(|c| c.to_uppercase()).collect();
-        reference.add_instance(HUB, &[], None, &registered).await?;
+        let mut cache = || caches.next().ok_or("fewer cache stores than instances");
+        reference.add_instance(HUB, cache()?, &[], None, &registered).await?;
         let hub_issuer = reference.hub_issuer();
         let hub_backend = reference.instances[0].backend_url();
         for code in spokes {
             reference
-                .add_instance(code, std::slice::from_ref(&hub_issuer), Some(hub_backend.clone()), &[])
+                .add_instance(
+                    code,
+                    cache()?,
+                    std::slice::from_ref(&hub_issuer),
+                    Some(hub_backend.clone()),
+                    &[],
+                )
                 .await?;
         }
         Ok(reference)
@@ -172,6 +192,7 @@ impl Reference {
     async fn add_instance(
         &mut self,
         code: &str,
+        cache: Redis,
         also_trusted: &[(String, Url)],
         hub: Option<Url>,
         registered_spokes: &[String],
@@ -196,8 +217,7 @@ impl Reference {
         let docs = resources.clone();
         let mongodb = serve("mongodb", false, Arc::new(move || standins::mongodb(docs.clone())))?;
         let kas = serve("kas", false, Arc::new(standins::kas))?;
-        let cache_name = format!("cache-{}", code.to_lowercase());
-        let cache = Arc::new(start_redis(self.runtime_kind, &rt, &self.dir, &cache_name, false, &self.spawner).await?);
+        let cache = Arc::new(cache);
 
         // Every instance shares the hub's blacklist, except the spoke reference defect R4 cuts off.
         let own_blacklist = if self

@@ -4,11 +4,12 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+use crate::deployment::ask_each;
 use crate::deployment::instance::Instance;
 use crate::infra::poll::{eventually, holds_for};
 use crate::scenario::diagnose::{self, NotListed, NotRefused, TokensRefused};
 use crate::scenario::{Scenario, TICK};
-use crate::vocab::slo::Budget;
+use crate::vocab::slo::{Budget, tick_among};
 use crate::vocab::units::secs;
 
 impl Scenario {
@@ -80,15 +81,17 @@ impl Scenario {
             "{} keep accepting an issued token",
             instances.iter().map(|i| i.code.as_str()).collect::<Vec<_>>().join(", ")
         );
+        let tick = tick_among(instances.len());
         self.probing(format!(
             "GET /api/resources with the issued token every {} for {}",
-            secs(TICK),
+            secs(tick),
             secs(window)
         ));
-        let held = holds_for(&what, TICK, window, async || {
+        let held = holds_for(&what, tick, window, async || {
             let mut seen = TokensRefused::default();
-            for inst in instances {
-                match inst.accepts(token).await {
+            let answers = ask_each(instances, |inst| inst.accepts(token)).await;
+            for (inst, answer) in instances.iter().zip(answers) {
+                match answer {
                     Ok(true) => {}
                     Ok(false) => seen.refused.push(inst.code.clone()),
                     Err(e) => seen.errors.push(e),
@@ -189,12 +192,11 @@ impl Scenario {
             budget.deadline().saturating_sub(since.elapsed()),
             || async {
                 let token = hub.token_for(&hub.credentials.user).await.map_err(|f| f.message)?;
-                for inst in everyone {
-                    if inst.accepts(&token).await != Ok(true) {
-                        return Err(format!("{} refuses it", inst.code));
-                    }
+                let answers = ask_each(everyone, |inst| inst.accepts(&token)).await;
+                match everyone.iter().zip(answers).find(|(_, a)| *a != Ok(true)) {
+                    Some((inst, _)) => Err(format!("{} refuses it", inst.code)),
+                    None => Ok(()),
                 }
-                Ok(())
             },
         )
         .await;

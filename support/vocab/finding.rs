@@ -155,13 +155,9 @@ impl fmt::Display for Finding {
 
 /// `text` with what varies from run to run replaced, so that a diagnosis can be pinned by a
 /// snapshot: durations (`<duration>`), ports (`<port>`), long ids (`<id>`) and other numbers
-/// (`<n>`), and the directories of this checkout (`<state>`, `<crate>`), which differ from machine
-/// to machine. Requirement ids, tags and HTTP codes written `HTTP 503` or `HTTP 200/403` stay.
+/// (`<n>`), and the directory of this checkout (`<crate>`, where run folders are unless
+/// `DIVE_STATE_DIR` moves them), which differs from machine to machine. Requirement ids, tags and HTTP codes written `HTTP 503` or `HTTP 200/403` stay.
 pub fn redacted(text: &str) -> String {
-    let mut text = text.to_string();
-    if let Some(state) = std::env::var("DIVE_STATE_DIR").ok().filter(|s| s.len() > 1) {
-        text = text.replace(&state, "<state>");
-    }
     let text = text.replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
     let is_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     let mut out = String::with_capacity(text.len());
