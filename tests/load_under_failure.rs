@@ -51,13 +51,17 @@ async fn opa_stopped_under_load_keeps_answering_and_recovers() {
 
 #[tokio::test]
 async fn mongodb_frozen_under_load_fails_fast_and_recovers() {
-    configured("4.5-mongo", Service::Mongodb, FaultKind::Pause).await.must_pass();
+    configured("4.5-mongo", Service::Mongodb, FaultKind::Pause)
+        .await
+        .must_pass();
 }
 
 #[tokio::test]
 #[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn cache_redis_stopped_under_load_costs_nothing() {
-    configured("4.5-redis", Service::CacheRedis, FaultKind::Stop).await.must_pass();
+    configured("4.5-redis", Service::CacheRedis, FaultKind::Stop)
+        .await
+        .must_pass();
 }
 
 // ------------------------------------------------------------------ the other faults
@@ -65,19 +69,25 @@ async fn cache_redis_stopped_under_load_costs_nothing() {
 #[tokio::test]
 #[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn mongodb_stopped_under_load_fails_fast_and_recovers() {
-    configured("4.5-mongo", Service::Mongodb, FaultKind::Stop).await.must_pass();
+    configured("4.5-mongo", Service::Mongodb, FaultKind::Stop)
+        .await
+        .must_pass();
 }
 
 #[tokio::test]
 #[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn keycloak_frozen_under_load_answers_fast_once_the_breaker_opens() {
-    configured("4.5-kc", Service::Keycloak, FaultKind::Pause).await.must_pass();
+    configured("4.5-kc", Service::Keycloak, FaultKind::Pause)
+        .await
+        .must_pass();
 }
 
 #[tokio::test]
 #[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn keycloak_stopped_under_load_keeps_answering_and_recovers() {
-    configured("4.5-kc", Service::Keycloak, FaultKind::Stop).await.must_pass();
+    configured("4.5-kc", Service::Keycloak, FaultKind::Stop)
+        .await
+        .must_pass();
 }
 
 #[tokio::test]
@@ -95,7 +105,9 @@ async fn kas_stopped_under_load_keeps_answering_and_recovers() {
 #[tokio::test]
 #[ignore = "outside CI's wall-time budget; run with --include-ignored"]
 async fn cache_redis_frozen_under_load_costs_nothing() {
-    configured("4.5-redis", Service::CacheRedis, FaultKind::Pause).await.must_pass();
+    configured("4.5-redis", Service::CacheRedis, FaultKind::Pause)
+        .await
+        .must_pass();
 }
 
 // ------------------------------------------------------------------ self-checks
@@ -136,5 +148,7 @@ async fn self_check_bounded_damage_names_authorization_failing_with_the_cache() 
 #[tokio::test]
 async fn live_shaped_head_opa_frozen_under_load_within_the_rate_cap() {
     let head = Deployment::live_shaped("head-intended", |_| {}).await;
-    scenario(head, "4.5-opa", Service::Opa, FaultKind::Pause).await.must_pass();
+    scenario(head, "4.5-opa", Service::Opa, FaultKind::Pause)
+        .await
+        .must_pass();
 }

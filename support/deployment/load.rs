@@ -30,7 +30,11 @@ enum Sender {
     /// Authorized requests for resources, picked past the decision cache.
     Resources(Traffic),
     /// The same call each time.
-    Plain { http: Http, url: Url, token: Option<String> },
+    Plain {
+        http: Http,
+        url: Url,
+        token: Option<String>,
+    },
 }
 
 impl Instance {

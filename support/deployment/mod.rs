@@ -5,8 +5,8 @@
 //! configuration) is decided above this layer, in `scenario::start`.
 
 pub mod instance;
-pub mod load;
 pub mod live;
+pub mod load;
 pub mod monitors;
 pub mod promtool;
 pub mod rehearsal;

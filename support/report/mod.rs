@@ -540,7 +540,10 @@ mod tests {
         write_journal(&j, &dir).expect("written");
         let md = summary_markdown(&dir);
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(md.contains("## Load under failure: latency per phase (HDR histograms)"), "{md}");
+        assert!(
+            md.contains("## Load under failure: latency per phase (HDR histograms)"),
+            "{md}"
+        );
         assert!(md.contains("| 12 ms | 15 ms | 15 ms | 120 fallback |"), "{md}");
     }
 }

@@ -334,7 +334,10 @@ fn load_rates(rate: Option<&str>, max: Option<&str>) -> Result<(f64, f64), Confi
     let number = |var: &str, raw: &str, range: &str, ok: &dyn Fn(f64) -> bool| -> Result<f64, ConfigError> {
         match raw.parse::<f64>() {
             Ok(n) if n.is_finite() && ok(n) => Ok(n),
-            _ => Err(bad(var, format!("`{raw}` is not a number of requests per second {range}"))),
+            _ => Err(bad(
+                var,
+                format!("`{raw}` is not a number of requests per second {range}"),
+            )),
         }
     };
     let max_rate = match max {

@@ -251,7 +251,11 @@ fn the_load_rate_defaults_under_the_cap_with_its_polls() {
 #[case("NaN")]
 #[case("2")]
 fn a_load_rate_that_is_not_a_rate_is_refused(#[case] bad: &str) {
-    fails_on(&[("DIVE_LOAD_RATE", bad)], "DIVE_LOAD_RATE", "is not a number of requests per second");
+    fails_on(
+        &[("DIVE_LOAD_RATE", bad)],
+        "DIVE_LOAD_RATE",
+        "is not a number of requests per second",
+    );
 }
 
 #[test]

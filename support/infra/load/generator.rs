@@ -346,12 +346,18 @@ mod tests {
         let (halt, halted) = watch::channel(false);
         let answer = |_| answer_after(ms(40));
         let load =
-            tokio::spawn(async move { run_halting(&plan(20.0, ms(60_000), 100, ms(1000)), stop, halted, answer).await });
+            tokio::spawn(
+                async move { run_halting(&plan(20.0, ms(60_000), 100, ms(1000)), stop, halted, answer).await },
+            );
         poll::until(start + ms(275)).await;
         halt.send_replace(true);
         let halted_run = load.await.expect("no panic").expect("a valid plan");
         assert_eq!(halted_run.recorder.records().len(), 6, "due at 0, 50, ..., 250 ms");
-        assert_eq!(start.elapsed(), ms(290), "the one in flight still answered, 40 ms after 250 ms");
+        assert_eq!(
+            start.elapsed(),
+            ms(290),
+            "the one in flight still answered, 40 ms after 250 ms"
+        );
     }
 
     #[test]

@@ -156,8 +156,16 @@ mod tests {
             Some(Duration::from_millis(1700)),
             "the straggler at 5.5 s is after the span"
         );
-        assert_eq!(recorder.fast_again_between(at(2300), at(3500), bound), None, "slow to the end of the span");
-        assert_eq!(recorder.fast_again_between(at(2300), at(2000), bound), None, "an empty span");
+        assert_eq!(
+            recorder.fast_again_between(at(2300), at(3500), bound),
+            None,
+            "slow to the end of the span"
+        );
+        assert_eq!(
+            recorder.fast_again_between(at(2300), at(2000), bound),
+            None,
+            "an empty span"
+        );
         let mut failing = outage(start);
         let mut records = failing.records().to_vec();
         records[80].outcome = crate::infra::load::outcome::Outcome::ServerError(500);
@@ -170,7 +178,10 @@ mod tests {
             Some(Duration::from_millis(5000)),
             "a fast 500 at 8 s is not recovered"
         );
-        assert_eq!(failing.fast_again_after(at(4000), bound), Some(Duration::from_millis(2000)));
+        assert_eq!(
+            failing.fast_again_after(at(4000), bound),
+            Some(Duration::from_millis(2000))
+        );
     }
 
     #[tokio::test(start_paused = true)]

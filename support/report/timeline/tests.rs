@@ -303,7 +303,11 @@ fn load_lanes_show_latency_and_outcomes_inside_the_fault_window() {
     };
     let latency = lane("affected latency");
     assert_eq!(attr(&latency, "data-route"), "GET /api/resources/:id");
-    assert_eq!(ms_attr(&latency, "data-ceiling-ms"), 10_000, "a power of ten over the slowest");
+    assert_eq!(
+        ms_attr(&latency, "data-ceiling-ms"),
+        10_000,
+        "a power of ten over the slowest"
+    );
     let windows: Vec<(u64, u64)> = latency
         .children()
         .filter(|n| class_is(n, "window"))
@@ -322,7 +326,13 @@ fn load_lanes_show_latency_and_outcomes_inside_the_fault_window() {
     let outcomes: Vec<(u64, &str, u64)> = lane("affected outcomes")
         .children()
         .filter(|n| class_is(n, "outcome"))
-        .map(|n| (ms_attr(&n, "data-t-ms"), attr(&n, "data-class"), ms_attr(&n, "data-count")))
+        .map(|n| {
+            (
+                ms_attr(&n, "data-t-ms"),
+                attr(&n, "data-class"),
+                ms_attr(&n, "data-count"),
+            )
+        })
         .collect();
     assert_eq!(
         outcomes,
@@ -348,5 +358,8 @@ fn load_lanes_show_latency_and_outcomes_inside_the_fault_window() {
         .expect("the lane's frame");
     assert!(bottom > outcome_lane_bottom, "{bottom} over {outcome_lane_bottom}");
     let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
-    assert!(texts.contains(&"timed out") && texts.contains(&"p99"), "the load legend");
+    assert!(
+        texts.contains(&"timed out") && texts.contains(&"p99"),
+        "the load legend"
+    );
 }

@@ -142,12 +142,22 @@ mod tests {
         );
         assert_eq!(named.defect, Some(Defect::R9), "{named}");
         assert!(named.message.contains("half took 1004 ms or more"), "{named}");
-        let tag = |p: &Summary, s, timeout| slow_once_open(Service::Opa, Some(Breaker::Opa), p, ms(9), ms(218), s, timeout).defect;
+        let tag = |p: &Summary, s, timeout| {
+            slow_once_open(Service::Opa, Some(Breaker::Opa), p, ms(9), ms(218), s, timeout).defect
+        };
         assert_eq!(tag(&slow, stats(BreakerState::HalfOpen, 40), ms(500)), None, "not OPEN");
-        assert_eq!(tag(&slow, stats(BreakerState::Open, 0), ms(500)), None, "rejecting nothing");
+        assert_eq!(
+            tag(&slow, stats(BreakerState::Open, 0), ms(500)),
+            None,
+            "rejecting nothing"
+        );
         assert_eq!(tag(&slow, None, ms(500)), None, "no breaker read");
         let busy = phase(120, 400, Class::Fallback);
-        assert_eq!(tag(&busy, stats(BreakerState::Open, 40), ms(500)), None, "slow, but nowhere near the timeout");
+        assert_eq!(
+            tag(&busy, stats(BreakerState::Open, 40), ms(500)),
+            None,
+            "slow, but nowhere near the timeout"
+        );
         let unbreakered = slow_once_open(Service::CacheRedis, None, &slow, ms(9), ms(218), None, ms(500));
         assert_eq!(unbreakered.defect, None);
     }
@@ -159,8 +169,17 @@ mod tests {
         (0..7).for_each(|_| errors.add(Class::Decided));
         let named = damage(Service::CacheRedis, &errors);
         assert_eq!(named.defect, Some(Defect::R1), "{named}");
-        assert!(named.message.starts_with("3 of 10 requests failed while cache redis was down"), "{named}");
-        assert_eq!(damage(Service::Opa, &errors).defect, None, "5xx with OPA down are not R1");
+        assert!(
+            named
+                .message
+                .starts_with("3 of 10 requests failed while cache redis was down"),
+            "{named}"
+        );
+        assert_eq!(
+            damage(Service::Opa, &errors).defect,
+            None,
+            "5xx with OPA down are not R1"
+        );
         let mut timeouts = Counts::default();
         timeouts.add(Class::Timeout);
         assert_eq!(damage(Service::CacheRedis, &timeouts).defect, None, "no 5xx, no R1");
@@ -168,12 +187,36 @@ mod tests {
 
     #[test]
     fn r10_needs_the_unrelated_route_to_wait_as_long_as_the_timeout() {
-        let waited = collateral(Service::Opa, Route::Listing, &phase(1_001, 1_010, Class::Answered), ms(8), ms(216), ms(500));
+        let waited = collateral(
+            Service::Opa,
+            Route::Listing,
+            &phase(1_001, 1_010, Class::Answered),
+            ms(8),
+            ms(216),
+            ms(500),
+        );
         assert_eq!(waited.defect, Some(Defect::R10), "{waited}");
-        assert!(waited.message.starts_with("GET /api/resources, which never calls opa"), "{waited}");
-        let busy = collateral(Service::Opa, Route::Listing, &phase(90, 300, Class::Answered), ms(8), ms(216), ms(500));
+        assert!(
+            waited.message.starts_with("GET /api/resources, which never calls opa"),
+            "{waited}"
+        );
+        let busy = collateral(
+            Service::Opa,
+            Route::Listing,
+            &phase(90, 300, Class::Answered),
+            ms(8),
+            ms(216),
+            ms(500),
+        );
         assert_eq!(busy.defect, None, "slow, not waiting on OPA: {busy}");
-        let failing = collateral(Service::Mongodb, Route::Liveness, &phase(3, 5, Class::ServerError), ms(4), ms(208), ms(200));
+        let failing = collateral(
+            Service::Mongodb,
+            Route::Liveness,
+            &phase(3, 5, Class::ServerError),
+            ms(4),
+            ms(208),
+            ms(200),
+        );
         assert_eq!(failing.defect, None, "failures without the wait are not R10: {failing}");
     }
 }

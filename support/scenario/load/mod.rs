@@ -16,13 +16,13 @@ use tokio::task::JoinHandle;
 use crate::deployment::instance::Instance;
 use crate::deployment::load::Stream;
 use crate::deployment::traffic::{Tallies, Traffic};
+use crate::fault::FaultGuard;
 use crate::infra::config::must_config;
 use crate::infra::load::{self as generator, Counts, Lag, Plan, Recorder, Run, WINDOW};
 use crate::infra::poll::{eventually, holds_for};
 use crate::scenario::Scenario;
 use crate::scenario::diagnose::{breaker_did_not_open, dependency_status};
 use crate::vocab::breaker::BreakerConfig;
-use crate::fault::FaultGuard;
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::Finding;
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
@@ -99,10 +99,16 @@ impl Scenario {
         let tallies = affected.tallies();
         let timeout = self.budget_of("4.5 client timeout").limit;
         // Bounded whatever happens to the scenario: every phase's deadline and a restore's minute.
-        let duration = ["4.5 baseline", "4.5 fast again", "4.5 open window", "4.5 recovery", "4.5 after"]
-            .iter()
-            .map(|id| self.budget_of(id).deadline())
-            .sum::<Duration>()
+        let duration = [
+            "4.5 baseline",
+            "4.5 fast again",
+            "4.5 open window",
+            "4.5 recovery",
+            "4.5 after",
+        ]
+        .iter()
+        .map(|id| self.budget_of(id).deadline())
+        .sum::<Duration>()
             + Duration::from_secs(60);
         let (stop, _) = watch::channel(false);
         let started = Instant::now();
@@ -234,7 +240,11 @@ impl Scenario {
             }
         }
         let window = self.budget_of("4.5 open window").limit;
-        let phase = if load.open_at.is_some() { "breaker OPEN" } else { "fault" };
+        let phase = if load.open_at.is_some() {
+            "breaker OPEN"
+        } else {
+            "fault"
+        };
         self.watch_under_load(inst, load, window, phase).await;
         if let Some(breaker) = load.breaker {
             load.polls += 1;
@@ -294,7 +304,13 @@ impl Scenario {
         let took = load.started.elapsed();
         let mut finished = Vec::new();
         let mut traffic = None;
-        for Running { name, route, rate, task } in std::mem::take(&mut load.streams) {
+        for Running {
+            name,
+            route,
+            rate,
+            task,
+        } in std::mem::take(&mut load.streams)
+        {
             let (run, stream) = task
                 .await
                 .map_err(|e| Finding::fail(format!("the {name} load stopped abnormally: {e}")))?;
@@ -548,7 +564,8 @@ impl Scenario {
             ))),
         }
         let after = affected.summary(AFTER);
-        if after.latency.count > 0 && !self.judged("affected p99 after the restore", after.latency.p99, TAIL_BOUND, bound)
+        if after.latency.count > 0
+            && !self.judged("affected p99 after the restore", after.latency.p99, TAIL_BOUND, bound)
         {
             self.finding(Finding::fail(format!(
                 "after the restore the tail stayed over the bound of the baseline: {after}"
