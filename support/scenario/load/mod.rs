@@ -319,7 +319,12 @@ impl Scenario {
             let mut recorder = run.recorder;
             for (phase, at, affected_only) in &load.marks {
                 if name == "affected" || !affected_only {
-                    recorder.mark_phase(phase, tokio::time::Instant::from_std(*at));
+                    let mut at = tokio::time::Instant::from_std(*at);
+                    if *phase == FAULT {
+                        // What was still waiting when the fault began is the fault's.
+                        at = recorder.in_flight_since(at);
+                    }
+                    recorder.mark_phase(phase, at);
                 }
             }
             self.journal_load(name, route, rate, &recorder, run.lag);
