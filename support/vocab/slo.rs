@@ -284,7 +284,7 @@ pub const DERIVED: &[Derived] = &[
     ),
     derived(
         "4.5 baseline",
-        "load before the fault, whose tail every later phase is held to: 360 requests of the affected route at the default rate",
+        "load before the fault, whose tail every later phase is held to: about 340 requests of the affected route at the default rate",
         30,
     ),
     derived(
