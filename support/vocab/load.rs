@@ -315,6 +315,14 @@ pub fn client_timeout(service: Service) -> Duration {
     })
 }
 
+/// [`client_timeout`] as a target running at `time_scale` applies it: scaled, but never under
+/// one second, as the reference floors its scaled timeouts (below a second, a fresh loopback
+/// connection on a loaded two-core machine would read as a dependency down). At DIVE's own
+/// timers (time scale 1) it is DIVE's timeout.
+pub fn client_timeout_at(service: Service, time_scale: f64) -> Duration {
+    client_timeout(service).mul_f64(time_scale).max(Duration::from_secs(1))
+}
+
 /// When a phase of a load began, in milliseconds since the scenario started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseMark {
@@ -493,6 +501,9 @@ mod tests {
         assert_eq!(Route::unrelated_to(Service::Mongodb), Route::Liveness);
         assert!(has_fallback(Service::Opa) && !has_fallback(Service::Mongodb));
         assert_eq!(client_timeout(Service::Opa), Duration::from_secs(5));
+        assert_eq!(client_timeout_at(Service::Opa, 1.0), Duration::from_secs(5));
+        assert_eq!(client_timeout_at(Service::Opa, 0.1), Duration::from_secs(1), "floored");
+        assert_eq!(client_timeout_at(Service::Keycloak, 0.8), Duration::from_millis(1600));
         assert_eq!(breaker_in_front_of(Service::Kas), Some(Breaker::Kas));
         assert_eq!(breaker_in_front_of(Service::CacheRedis), None);
     }

@@ -13,7 +13,10 @@ use crate::vocab::units::secs;
 /// The affected requests did not fail fast once the breaker was OPEN (or, where no breaker stands
 /// in front of `service`, while it was down). R9 on its evidence: the breaker OPEN and rejecting
 /// at the end of the phase, and half the requests taking at least `service`'s client `timeout`:
-/// the backend knew the dependency was down and waited for it all the same.
+/// the backend knew the dependency was down and waited for it all the same. `control` is the p50
+/// of the other route over the fault: when it too is past the timeout, the whole instance was
+/// slow (a busy machine), and no defect is named.
+#[allow(clippy::too_many_arguments)]
 pub fn slow_once_open(
     service: Service,
     breaker: Option<Breaker>,
@@ -22,6 +25,7 @@ pub fn slow_once_open(
     bound: Duration,
     stats: Option<BreakerStats>,
     timeout: Duration,
+    control: Duration,
 ) -> Finding {
     let tail = format!(
         "p99 {} over the bound of {} (baseline p99 {}); {phase}",
@@ -34,12 +38,17 @@ pub fn slow_once_open(
     };
     let rejecting = stats.filter(|s| s.state == BreakerState::Open && s.reject_count > 0);
     match rejecting {
-        Some(stats) if phase.latency.p50 >= timeout => Finding::fail(format!(
-            "once the {breaker} breaker was OPEN, requests still waited for {service}: half took {} or more, as long as its client timeout of {}, while the breaker rejected every call ({stats}); {tail}",
+        Some(stats) if phase.latency.p50 >= timeout && control < timeout => Finding::fail(format!(
+            "once the {breaker} breaker was OPEN, requests still waited for {service}: half took {} or more, as long as its client timeout of {}, while the breaker rejected every call ({stats}) and the route that does not need {service} answered within {} at p50; {tail}",
             millis(phase.latency.p50),
-            secs(timeout)
+            secs(timeout),
+            millis(control)
         ))
         .defect(Defect::R9),
+        _ if control >= timeout => Finding::fail(format!(
+            "once the {breaker} breaker was OPEN, requests did not fail fast, but the route that does not need {service} was as slow (p50 {}): the instance, or the machine, was slow, not only the path through {service}; {tail}",
+            millis(control)
+        )),
         _ => Finding::fail(format!(
             "once the {breaker} breaker was OPEN, requests did not fail fast: {tail}"
         )),
@@ -62,7 +71,9 @@ pub fn damage(service: Service, counts: &Counts) -> Finding {
 
 /// A route that does not need `service` slowed or failed while it was down. R10 on its
 /// evidence: half its requests took at least `service`'s client `timeout`, so they waited on the
-/// failed dependency although they never call it.
+/// failed dependency although they never call it, while the affected route (`control`, its p50
+/// over the fault) answered faster than that timeout: the wait was the route's, not the
+/// machine's.
 pub fn collateral(
     service: Service,
     route: Route,
@@ -70,6 +81,7 @@ pub fn collateral(
     baseline_p99: Duration,
     bound: Duration,
     timeout: Duration,
+    control: Duration,
 ) -> Finding {
     let seen = format!(
         "p99 {} against the bound of {} (baseline p99 {}); {phase}",
@@ -77,11 +89,12 @@ pub fn collateral(
         millis(bound),
         millis(baseline_p99)
     );
-    if phase.latency.p50 >= timeout {
+    if phase.latency.p50 >= timeout && control < timeout {
         return Finding::fail(format!(
-            "{route}, which never calls {service}, waited for it while it was down: half its requests took {} or more, as long as {service}'s client timeout of {}; {seen}",
+            "{route}, which never calls {service}, waited for it while it was down: half its requests took {} or more, as long as {service}'s client timeout of {}, while the route that does need {service} answered within {} at p50; {seen}",
             millis(phase.latency.p50),
-            secs(timeout)
+            secs(timeout),
+            millis(control)
         ))
         .defect(Defect::R10);
     }
@@ -139,12 +152,28 @@ mod tests {
             ms(218),
             stats(BreakerState::Open, 40),
             ms(500),
+            ms(20),
         );
         assert_eq!(named.defect, Some(Defect::R9), "{named}");
         assert!(named.message.contains("half took 1004 ms or more"), "{named}");
         let tag = |p: &Summary, s, timeout| {
-            slow_once_open(Service::Opa, Some(Breaker::Opa), p, ms(9), ms(218), s, timeout).defect
+            slow_once_open(Service::Opa, Some(Breaker::Opa), p, ms(9), ms(218), s, timeout, ms(20)).defect
         };
+        let everything_slow = slow_once_open(
+            Service::Opa,
+            Some(Breaker::Opa),
+            &slow,
+            ms(9),
+            ms(218),
+            stats(BreakerState::Open, 40),
+            ms(500),
+            ms(900),
+        );
+        assert_eq!(
+            everything_slow.defect, None,
+            "the other route was as slow: {everything_slow}"
+        );
+        assert!(everything_slow.message.contains("was as slow"), "{everything_slow}");
         assert_eq!(tag(&slow, stats(BreakerState::HalfOpen, 40), ms(500)), None, "not OPEN");
         assert_eq!(
             tag(&slow, stats(BreakerState::Open, 0), ms(500)),
@@ -158,7 +187,7 @@ mod tests {
             None,
             "slow, but nowhere near the timeout"
         );
-        let unbreakered = slow_once_open(Service::CacheRedis, None, &slow, ms(9), ms(218), None, ms(500));
+        let unbreakered = slow_once_open(Service::CacheRedis, None, &slow, ms(9), ms(218), None, ms(500), ms(20));
         assert_eq!(unbreakered.defect, None);
     }
 
@@ -194,8 +223,19 @@ mod tests {
             ms(8),
             ms(216),
             ms(500),
+            ms(12),
         );
         assert_eq!(waited.defect, Some(Defect::R10), "{waited}");
+        let machine = collateral(
+            Service::Opa,
+            Route::Listing,
+            &phase(1_001, 1_010, Class::Answered),
+            ms(8),
+            ms(216),
+            ms(500),
+            ms(800),
+        );
+        assert_eq!(machine.defect, None, "the affected route was as slow: {machine}");
         assert!(
             waited.message.starts_with("GET /api/resources, which never calls opa"),
             "{waited}"
@@ -207,6 +247,7 @@ mod tests {
             ms(8),
             ms(216),
             ms(500),
+            ms(12),
         );
         assert_eq!(busy.defect, None, "slow, not waiting on OPA: {busy}");
         let failing = collateral(
@@ -216,6 +257,7 @@ mod tests {
             ms(4),
             ms(208),
             ms(200),
+            ms(3),
         );
         assert_eq!(failing.defect, None, "failures without the wait are not R10: {failing}");
     }

@@ -26,7 +26,7 @@ use crate::vocab::breaker::BreakerConfig;
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::Finding;
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
-use crate::vocab::load::{LoadReport, PhaseMark, Route, breaker_in_front_of, client_timeout, has_fallback, millis};
+use crate::vocab::load::{LoadReport, PhaseMark, Route, breaker_in_front_of, client_timeout_at, has_fallback, millis};
 use crate::vocab::slo::{Budget, LOAD_TICK, ratio};
 use crate::vocab::units::{ms, secs};
 
@@ -335,10 +335,10 @@ impl Scenario {
             return Err(Finding::fail("the load did not record its two streams"));
         };
         self.baseline_answers(affected)?;
-        self.fails_fast(&load, &affected.recorder);
+        self.fails_fast(&load, &affected.recorder, &unrelated.recorder);
         self.damage_bounded(&load, &affected.recorder);
         self.tail_recovers(&load, &affected.recorder);
-        self.no_collateral(&load, unrelated);
+        self.no_collateral(&load, unrelated, &affected.recorder);
         traffic.ok_or_else(|| Finding::fail("the load gave no authorization traffic back"))
     }
 
@@ -455,7 +455,7 @@ impl Scenario {
 
     /// Fail fast: once the breaker is OPEN (or through the fault, where no breaker stands in
     /// front of the service), the affected requests' p99 within the bound of the baseline.
-    fn fails_fast(&mut self, load: &Load, affected: &Recorder) {
+    fn fails_fast(&mut self, load: &Load, affected: &Recorder, unrelated: &Recorder) {
         let phase = match (load.breaker, load.open_at) {
             (_, Some(_)) => OPEN,
             (None, None) => FAULT,
@@ -474,7 +474,7 @@ impl Scenario {
             return;
         }
         if !self.judged(&what, summary.latency.p99, TAIL_BOUND, bound) {
-            let timeout = client_timeout(load.service).mul_f64(self.time_scale);
+            let timeout = client_timeout_at(load.service, self.time_scale);
             self.finding(diagnose::slow_once_open(
                 load.service,
                 load.breaker,
@@ -483,6 +483,7 @@ impl Scenario {
                 bound,
                 load.open_stats,
                 timeout,
+                unrelated.summary(FAULT).latency.p50,
             ));
         }
     }
@@ -580,7 +581,7 @@ impl Scenario {
 
     /// No collateral: the unrelated route keeps its baseline tail and answers while the fault
     /// lasts.
-    fn no_collateral(&mut self, load: &Load, unrelated: &Finished) {
+    fn no_collateral(&mut self, load: &Load, unrelated: &Finished, affected: &Recorder) {
         let fault = unrelated.recorder.summary(FAULT);
         if fault.latency.count == 0 {
             return;
@@ -590,7 +591,7 @@ impl Scenario {
         let what = format!("{} p99 with {} down", unrelated.route, load.service);
         let fast = self.judged(&what, fault.latency.p99, TAIL_BOUND, bound);
         if !fast || fault.outcomes.failed() > 0 {
-            let timeout = client_timeout(load.service).mul_f64(self.time_scale);
+            let timeout = client_timeout_at(load.service, self.time_scale);
             self.finding(diagnose::collateral(
                 load.service,
                 unrelated.route,
@@ -598,7 +599,19 @@ impl Scenario {
                 baseline,
                 bound,
                 timeout,
+                fault_p50(affected),
             ));
         }
     }
+}
+
+/// The p50 of `recorder`'s requests over the whole fault (its fault and OPEN phases).
+fn fault_p50(recorder: &Recorder) -> Duration {
+    [FAULT, OPEN]
+        .iter()
+        .map(|phase| recorder.summary(phase))
+        .filter(|s| s.latency.count > 0)
+        .map(|s| s.latency.p50)
+        .max()
+        .unwrap_or_default()
 }
