@@ -33,8 +33,12 @@ use crate::vocab::units::{ms, secs};
 /// The phases of a scenario under load, in order.
 pub const BASELINE: &str = "baseline";
 pub const FAULT: &str = "fault";
-/// From the breaker seen OPEN to the restore (the affected stream only).
+/// From the breaker seen OPEN to the restore, or until it is seen to leave OPEN (the affected
+/// stream only).
 pub const OPEN: &str = "open";
+/// From the breaker seen to leave OPEN while the fault lasts (a HALF_OPEN trial against the
+/// still failed dependency) to the restore (the affected stream only).
+pub const PROBING: &str = "probing";
 pub const RECOVERY: &str = "recovery";
 pub const AFTER: &str = "after";
 
@@ -60,6 +64,9 @@ pub struct Load {
     fault_at: Option<Instant>,
     open_at: Option<Instant>,
     restored_at: Option<Instant>,
+    /// When the breaker was first seen to leave OPEN before the restore: its trial calls wait
+    /// for the failed dependency, which is how a breaker probes, so fail fast is judged before.
+    left_open_at: Option<Instant>,
     /// The breaker at the end of the OPEN window: R9's evidence.
     open_stats: Option<BreakerStats>,
     tallies: Option<Tallies>,
@@ -161,6 +168,7 @@ impl Scenario {
             fault_at: None,
             open_at: None,
             restored_at: None,
+            left_open_at: None,
             open_stats: None,
             tallies,
             polls: 0,
@@ -172,7 +180,7 @@ impl Scenario {
     /// The baseline: load and health polls for the `4.5 baseline` window, before any fault.
     pub async fn baseline(&mut self, inst: &Instance, load: &mut Load) {
         let window = self.budget_of("4.5 baseline").limit;
-        self.watch_under_load(inst, load, window, "baseline").await;
+        self.watch_under_load(inst, load, window, "baseline", None).await;
     }
 
     /// Faults `service` of `inst` while `load` runs. The fault phase begins as the command is
@@ -245,7 +253,17 @@ impl Scenario {
         } else {
             "fault"
         };
-        self.watch_under_load(inst, load, window, phase).await;
+        let watched = load.open_at.and(load.breaker);
+        if let Some(left) = self.watch_under_load(inst, load, window, phase, watched).await {
+            load.left_open_at = Some(left);
+            load.mark(PROBING, left, true);
+            self.event(format!(
+                "the {} breaker left OPEN {} after it was seen OPEN, with {} still down: the open window ends there",
+                watched.map(|b| b.to_string()).unwrap_or_default(),
+                secs(left.saturating_duration_since(load.open_at.unwrap_or(left))),
+                load.service
+            ));
+        }
         if let Some(breaker) = load.breaker {
             load.polls += 1;
             load.open_stats = self.breaker(inst, breaker).await.ok();
@@ -293,7 +311,7 @@ impl Scenario {
         }
         load.mark(AFTER, Instant::now(), false);
         let window = self.budget_of("4.5 after").limit;
-        self.watch_under_load(inst, load, window, "after").await;
+        self.watch_under_load(inst, load, window, "after", None).await;
     }
 
     /// Stops the load, journals each stream (its HDR summary per phase, its windows, the
@@ -343,8 +361,16 @@ impl Scenario {
     }
 
     /// Polls health every [`LOAD_TICK`] for `window` while the load runs: nothing is judged, what
-    /// changes is journaled (the timeline's breaker lanes).
-    async fn watch_under_load(&mut self, inst: &Instance, load: &mut Load, window: Duration, phase: &str) {
+    /// changes is journaled (the timeline's breaker lanes). With `open` given, returns when that
+    /// breaker was first seen out of OPEN, if it was.
+    async fn watch_under_load(
+        &mut self,
+        inst: &Instance,
+        load: &mut Load,
+        window: Duration,
+        phase: &str,
+        open: Option<Breaker>,
+    ) -> Option<Instant> {
         let what = format!("{} under load, {phase}", inst.code);
         self.probing(format!(
             "GET {}/detailed every {} for {}: {what}",
@@ -353,16 +379,24 @@ impl Scenario {
             secs(window)
         ));
         let polls = Cell::new(0);
+        let left_open: Cell<Option<Instant>> = Cell::new(None);
         let _ = holds_for(&what, LOAD_TICK, window, || async {
             polls.set(polls.get() + 1);
             // A health call that fails is a state worth seeing, not the end of the window.
             Ok(match self.detailed(inst).await {
-                Ok(d) => d.summary(),
+                Ok(d) => {
+                    let state = open.and_then(|b| d.circuit_breakers.map(|all| all.get(b).state));
+                    if state.is_some_and(|s| s != BreakerState::Open) && left_open.get().is_none() {
+                        left_open.set(Some(Instant::now()));
+                    }
+                    d.summary()
+                }
                 Err(e) => format!("health: {e}"),
             })
         })
         .await;
         load.polls += polls.get();
+        left_open.get()
     }
 
     /// Puts one stream in the journal and its HDR summary per phase in the output.
@@ -496,7 +530,11 @@ impl Scenario {
             return;
         };
         let mut counts = Counts::default();
-        for record in affected.in_phase(FAULT).chain(affected.in_phase(OPEN)) {
+        for record in affected
+            .in_phase(FAULT)
+            .chain(affected.in_phase(OPEN))
+            .chain(affected.in_phase(PROBING))
+        {
             counts.add(record.outcome.class());
         }
         let (total, failed) = (counts.total(), counts.failed());
@@ -523,9 +561,11 @@ impl Scenario {
         let bound = self.bound(affected);
         let (label, limit) = self.windowed("4.5 fast again");
         let what = "answers fast again after the fault began";
+        // Until the breaker first tries the dependency again: its trials wait, as they must.
+        let until = load.left_open_at.unwrap_or(restored_at);
         match affected.fast_again_between(
             tokio::time::Instant::from_std(fault_at),
-            tokio::time::Instant::from_std(restored_at),
+            tokio::time::Instant::from_std(until),
             bound,
         ) {
             Some(after) => {
@@ -538,10 +578,16 @@ impl Scenario {
                     )));
                 }
             }
-            None => self.finding(Finding::fail(format!(
-                "answers were never fast again (p99 of every later window within {}) between the fault and the restore",
-                millis(bound)
-            ))),
+            None => {
+                let end = match (load.left_open_at, load.breaker) {
+                    (Some(_), Some(breaker)) => format!("before the {breaker} breaker tried {} again", load.service),
+                    _ => "between the fault and the restore".to_string(),
+                };
+                self.finding(Finding::fail(format!(
+                    "answers were never fast again (p99 of every later window within {}) {end}",
+                    millis(bound)
+                )))
+            }
         }
     }
 
@@ -607,7 +653,7 @@ impl Scenario {
 
 /// The p50 of `recorder`'s requests over the whole fault (its fault and OPEN phases).
 fn fault_p50(recorder: &Recorder) -> Duration {
-    [FAULT, OPEN]
+    [FAULT, OPEN, PROBING]
         .iter()
         .map(|phase| recorder.summary(phase))
         .filter(|s| s.latency.count > 0)
