@@ -254,13 +254,27 @@ impl Scenario {
             "fault"
         };
         let watched = load.open_at.and(load.breaker);
-        if let Some(left) = self.watch_under_load(inst, load, window, phase, watched).await {
-            load.left_open_at = Some(left);
-            load.mark(PROBING, left, true);
+        let left = self.watch_under_load(inst, load, window, phase, watched).await;
+        if let (Some(open_at), Some(breaker)) = (load.open_at, watched) {
+            // The judged OPEN window ends when the breaker is seen to leave OPEN, when the window
+            // is over, and at the latest when its first trial could come: its open timeout after
+            // the fault, since it cannot have opened before. A slow health call (one that waits on
+            // the failed dependency) sees OPEN late and overruns the window; this bound holds.
+            let first_trial = fault_at + BreakerConfig::dive(breaker, self.time_scale).timeout;
+            let bounded = left.unwrap_or(open_at + window).min(first_trial);
+            let end = bounded.max(open_at);
+            load.left_open_at = Some(end);
+            load.mark(PROBING, end, true);
+            let why = if left.is_some_and(|l| l <= first_trial) {
+                "it was seen to leave OPEN"
+            } else if bounded == first_trial {
+                "its first trial could come then (its open timeout after the fault)"
+            } else {
+                "the open window is over"
+            };
             self.event(format!(
-                "the {} breaker left OPEN {} after it was seen OPEN, with {} still down: the open window ends there",
-                watched.map(|b| b.to_string()).unwrap_or_default(),
-                secs(left.saturating_duration_since(load.open_at.unwrap_or(left))),
+                "the judged OPEN window of the {breaker} breaker ends {} after it was seen OPEN, with {} still down: {why}",
+                secs(end.saturating_duration_since(open_at)),
                 load.service
             ));
         }
@@ -504,7 +518,18 @@ impl Scenario {
             _ => format!("affected p99 with {} down", load.service),
         };
         if summary.latency.count == 0 {
-            self.finding(Finding::fail(format!("{what}: no request was sent in that phase")));
+            let late = match (load.breaker, load.open_at, load.fault_at) {
+                (Some(breaker), Some(open), Some(fault)) => format!(
+                    ": the {breaker} breaker was seen OPEN only {} after the fault, when its first trial could already come ({} open timeout); health answered that slowly while {} was down, so at this time scale (DIVE_TIME_SCALE) fail fast cannot be judged",
+                    secs(open.saturating_duration_since(fault)),
+                    secs(BreakerConfig::dive(breaker, self.time_scale).timeout),
+                    load.service
+                ),
+                _ => String::new(),
+            };
+            self.finding(Finding::precondition(format!(
+                "{what}: no request was sent in that phase{late}"
+            )));
             return;
         }
         if !self.judged(&what, summary.latency.p99, TAIL_BOUND, bound) {
@@ -561,7 +586,7 @@ impl Scenario {
         let bound = self.bound(affected);
         let (label, limit) = self.windowed("4.5 fast again");
         let what = "answers fast again after the fault began";
-        // Until the breaker first tries the dependency again: its trials wait, as they must.
+        // Until the end of the judged OPEN window: the breaker's trials after it wait, as they must.
         let until = load.left_open_at.unwrap_or(restored_at);
         match affected.fast_again_between(
             tokio::time::Instant::from_std(fault_at),
@@ -580,7 +605,9 @@ impl Scenario {
             }
             None => {
                 let end = match (load.left_open_at, load.breaker) {
-                    (Some(_), Some(breaker)) => format!("before the {breaker} breaker tried {} again", load.service),
+                    (Some(_), Some(breaker)) => {
+                        format!("between the fault and the end of the {breaker} breaker's judged OPEN window")
+                    }
                     _ => "between the fault and the restore".to_string(),
                 };
                 self.finding(Finding::fail(format!(
