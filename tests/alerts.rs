@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use dive_resilience::deployment::monitors::delivered;
 use dive_resilience::infra::alertmanager::{AmState, resolved, synthetic};
 use dive_resilience::infra::config::must_config;
 use dive_resilience::infra::os::random_hex;
@@ -284,7 +285,7 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
             .await?;
         match (target.first(), control.first()) {
             (Some(t), Some(c)) if t.status.state == AmState::Suppressed && !t.status.inhibited_by.is_empty() => {
-                Ok((t.status.state, c.status.state))
+                Ok((delivered(c, mon.silence.as_deref()), c.status.state))
             }
             (t, c) => Err(format!(
                 "target {:?}, control {:?}",
@@ -295,9 +296,7 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     })
     .await;
     match seen {
-        Ok(m) if m.value.1 == AmState::Active => {
-            s.observed("synthetic HighCircuitBreakerRejects suppressed", m.elapsed)
-        }
+        Ok(m) if m.value.0 => s.observed("synthetic HighCircuitBreakerRejects suppressed", m.elapsed),
         Ok(m) => s.finding(Finding::fail(format!(
             "the inhibition also suppressed another breaker's alert ({:?})",
             m.value.1
@@ -611,6 +610,26 @@ async fn self_check_runbook_names_d3_on_dive_v15a() {
 async fn live_shaped_head_open_alert_travels_over_https() {
     let head = Deployment::live_shaped("head-intended", |_| {}).await;
     run_on(head, "4.3-open", open_alert).await.must_pass();
+}
+
+/// With DIVE_SILENCE_ALERTS=1 the run holds a silence of the suite's, and CircuitBreakerOpen,
+/// suppressed by that silence alone, still counts as delivered.
+#[tokio::test]
+async fn live_shaped_head_silenced_alerts_page_no_one_and_still_count() {
+    let head = Deployment::live_shaped_with("head-intended", |_| {}, &[("DIVE_SILENCE_ALERTS", "1")]).await;
+    let verdict = run_on(head, "4.3-open", async |d: &Deployment, s: &mut Scenario| {
+        let mon = d.monitors()?;
+        let Some(id) = mon.silence.clone() else {
+            return Err(Finding::fail("DIVE_SILENCE_ALERTS=1 made no silence"));
+        };
+        let state = mon.alertmanager.silence_state(&id).await.map_err(Finding::fail)?;
+        if state != "active" {
+            s.finding(Finding::fail(format!("the suite's silence {id} is {state}")));
+        }
+        open_alert(d, s).await
+    })
+    .await;
+    verdict.must_pass();
 }
 
 /// prom-client creates the rejects counter's series at the first reject: before it, no samples

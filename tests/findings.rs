@@ -1,6 +1,6 @@
-//! The README's table of findings on DIVE as shipped is the output of `scripts/findings`: that
+//! The table of findings on DIVE as shipped is the output of `scripts/findings`: that
 //! command runs every scenario against `dive-v15a` and `dive-head`, keeps their journals in
-//! `docs/findings/`, and renders the table from them here. The check below fails when the README
+//! `docs/findings/`, and renders the table from them here. The check below fails when docs/requirements.md
 //! and the rendering differ, so the table cannot be edited by hand or fall behind its journals.
 
 use std::path::{Path, PathBuf};
@@ -22,12 +22,12 @@ fn rendered() -> String {
     findings_table(&runs).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The README split around its findings table.
+/// docs/requirements.md split around its findings table.
 fn readme_parts() -> (String, String, String) {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(root().join("docs/requirements.md")).expect("docs/requirements.md");
     let (head, rest) = readme
         .split_once(BEGIN)
-        .expect("the README has the findings-table markers");
+        .expect("docs/requirements.md has the findings-table markers");
     let (table, tail) = rest.split_once(END).expect("the findings-table end marker");
     (head.to_string(), table.to_string(), tail.to_string())
 }
@@ -37,7 +37,7 @@ fn readme_findings_table_is_the_findings_command_output() {
     let (_, table, _) = readme_parts();
     assert!(
         table == rendered(),
-        "the README's findings table differs from what docs/findings renders: run scripts/findings"
+        "the findings table of docs/requirements.md differs from what docs/findings renders: run scripts/findings"
     );
 }
 
@@ -46,5 +46,5 @@ fn readme_findings_table_is_the_findings_command_output() {
 fn render_findings_into_readme() {
     let (head, _, tail) = readme_parts();
     let readme = format!("{head}{BEGIN}{}{END}{tail}", rendered());
-    std::fs::write(root().join("README.md"), readme).expect("README.md written");
+    std::fs::write(root().join("docs/requirements.md"), readme).expect("docs/requirements.md written");
 }

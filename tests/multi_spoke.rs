@@ -8,6 +8,7 @@ use std::time::Instant;
 use dive_resilience::infra::config::must_config;
 use dive_resilience::prelude::*;
 use dive_resilience::scenario::diagnose;
+use dive_resilience::scenario::trust::{Identity, revocation_evidence, revoked_still_accepted};
 use dive_resilience::vocab::slo::tick_among;
 use dive_resilience::vocab::units::secs;
 
@@ -21,6 +22,9 @@ async fn federation_is_up(d: &Deployment, s: &mut Scenario) -> Result<(), Findin
     }
     for inst in d.instances() {
         s.preflight(inst).await?;
+    }
+    for finding in d.coalition_findings() {
+        s.finding(finding.clone());
     }
     let federation = d.hub().federation_health().await.map_err(Finding::fail)?;
     if !federation.healthy {
@@ -90,10 +94,15 @@ async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str, down: Op
         .iter()
         .find(|(c, _)| *c == hub.code)
         .and_then(|(_, r)| r.as_ref().err());
+    let own = Identity::of_token(&token).map_err(Finding::precondition)?;
     for (code, result) in &hub_enforces {
         let Err(missed) = result else { continue };
-        let listed = d.instance(code)?.lists_revoked(&revoked.jti).await;
-        s.finding(diagnose::revoked_token_not_refused(code, missed, hub_missed, &listed));
+        let inst = d.instance(code)?;
+        let listed = inst.lists_revoked(&revoked.jti).await;
+        // Whom the revoked token is answered as, and whether a forgery of its header and issuer
+        // passes too: D11's evidence, told apart from D5's.
+        let cache = revocation_evidence(inst, &token).await;
+        s.finding(revoked_still_accepted(code, missed, hub_missed, &listed, &own, &cache));
     }
     let enforcing: Vec<&Instance> = everyone
         .iter()
@@ -267,6 +276,29 @@ async fn self_check_revocation_names_d5_on_dive_v15a() {
     );
 }
 
+/// At HEAD, once another user's token filled DIVE's introspection cache, a revoked token is
+/// answered with that user's identity and jti, so the revocation check never sees it: D11, not D5.
+#[tokio::test]
+async fn self_check_revocation_names_d11_on_dive_head_when_another_token_filled_the_cache() {
+    let deployment = Deployment::reference_federation(Profile::DiveHead, &[]).await;
+    let verdict = run_on(deployment, "5.1-revoke", async |d: &Deployment, s: &mut Scenario| {
+        let other = d.hub().token_for(&d.hub().credentials.user).await?;
+        for inst in d.instances() {
+            if inst.accepts(&other).await != Ok(true) {
+                return Err(Finding::precondition(format!("{} refuses a valid token", inst.code)));
+            }
+        }
+        revocation_reaches_every_spoke(d, s).await
+    })
+    .await;
+    insta::assert_snapshot!(verdict.must_fail_naming(&[Defect::D11]));
+    assert!(
+        verdict.failures().iter().all(|f| f.defect != Some(Defect::D5)),
+        "HEAD enforces revocation: not D5: {:?}",
+        verdict.findings
+    );
+}
+
 #[tokio::test]
 async fn self_check_revocation_names_the_spoke_with_its_own_store() {
     let deployment = Deployment::reference_federation(Profile::Intended, &[Defect::R4]).await;
@@ -404,6 +436,26 @@ async fn live_shaped_a_cli_that_exits_zero_without_effect_is_d10() {
             .await
             .must_fail_naming(&[Defect::D10])
     );
+}
+
+#[tokio::test]
+async fn live_shaped_head_all_spokes_are_those_that_run_and_are_registered() {
+    let head = Deployment::live_shaped_with("head-intended", |_| {}, &[("DIVE_SPOKES", "all")]).await;
+    let verdict = run_on(head, "5.1-deploy", async |d: &Deployment, s: &mut Scenario| {
+        federation_is_up(d, s).await?;
+        let mut found: Vec<&str> = d.spokes().iter().map(|i| i.code.as_str()).collect();
+        let mut running: Vec<&str> = must_config().spokes.iter().map(String::as_str).collect();
+        found.sort_unstable();
+        running.sort_unstable();
+        if found != running {
+            s.finding(Finding::fail(format!(
+                "DIVE_SPOKES=all found {found:?}; the deployment runs {running:?}"
+            )));
+        }
+        Ok(())
+    })
+    .await;
+    verdict.must_pass();
 }
 
 #[tokio::test]

@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dive_resilience::infra::config::Config;
+use dive_resilience::deployment::silences::Silences;
+use dive_resilience::fault::ledger::Ledger;
+use dive_resilience::infra::config::{Config, Trust, must_config};
 use dive_resilience::infra::exec::Exec;
+use dive_resilience::infra::os::random_hex;
 use dive_resilience::infra::poll::{eventually, holds_for};
 use dive_resilience::prelude::*;
 
@@ -431,4 +434,42 @@ async fn every_fault_kind_takes_effect_and_is_undone(#[case] service: Service, #
         },
     );
     healthy.await.expect("steady state after the restore");
+}
+
+/// The suite's silence is in the ledger with the line that expires it, and is expired on drop; a
+/// run killed before its drop leaves the ledger line, which alone expires it (what the next run
+/// does).
+#[tokio::test]
+async fn a_silence_is_ledgered_and_expired_on_drop_or_by_its_ledger_line() {
+    let d = Deployment::reference_monitored(Profile::Intended)
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+    let am = &d.monitors().unwrap_or_else(|f| panic!("{f}")).alertmanager;
+    let ledger = Ledger::new(&must_config().state_dir.join("silence-test").join(random_hex()));
+
+    let held = Silences::create(am, &ledger, &Trust::Insecure, "safety")
+        .await
+        .expect("a silence");
+    let id = held.id().to_string();
+    assert_eq!(am.silence_state(&id).await.as_deref(), Ok("active"));
+    assert_eq!(ledger.entries().len(), 1, "the silence is in the ledger");
+    drop(held);
+    assert_eq!(am.silence_state(&id).await.as_deref(), Ok("expired"));
+    assert!(ledger.entries().is_empty(), "the ledger entry goes with the silence");
+
+    let killed = Silences::create(am, &ledger, &Trust::Insecure, "safety")
+        .await
+        .expect("a silence");
+    let id = killed.id().to_string();
+    // A SIGKILL runs no drop.
+    std::mem::forget(killed);
+    let (_, entry) = ledger.entries().pop().expect("the silence is in the ledger");
+    for line in entry.undo.expect("an undo line") {
+        Exec::new(&line[0])
+            .args(&line[1..])
+            .must_succeed()
+            .await
+            .unwrap_or_else(|e| panic!("the ledger's line did not expire the silence: {e}"));
+    }
+    assert_eq!(am.silence_state(&id).await.as_deref(), Ok("expired"));
 }

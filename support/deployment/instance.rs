@@ -16,7 +16,8 @@ use crate::infra::config::Secret;
 use crate::infra::http::{Http, HttpError, join};
 use crate::infra::poll::Pace;
 use crate::vocab::api::{
-    BlacklistCheck, Blacklisted, FederationHealth, MAX_PAGE_SIZE, ResourceList, ResourceSummary, TokenAnswer,
+    BlacklistCheck, Blacklisted, FederationHealth, FederationStatus, MAX_PAGE_SIZE, ResourceAnswer, ResourceList,
+    ResourceSummary, Subject, TokenAnswer,
 };
 use crate::vocab::fault::{FaultKind, FaultSpec, Service};
 use crate::vocab::finding::{Defect, Finding};
@@ -127,18 +128,24 @@ impl Instance {
 
     /// A fresh access token for `user` through the direct grant (contract section 6).
     pub async fn token_for(&self, user: &str) -> Result<String, Finding> {
+        Ok(self.token_answer(user, &[]).await?.access_token)
+    }
+
+    /// The token endpoint's whole answer for `user` (its lifespan too), with `extra` form fields.
+    pub async fn token_answer(&self, user: &str, extra: &[(&str, &str)]) -> Result<TokenAnswer, Finding> {
         let c = &self.credentials;
         let url = join(
             &self.keycloak,
             &format!("/realms/{}/protocol/openid-connect/token", c.realm),
         );
-        let form = [
+        let mut form = vec![
             ("grant_type", "password"),
             ("client_id", c.client_id.as_str()),
             ("client_secret", c.client_secret.expose()),
             ("username", user),
             ("password", c.password.expose()),
         ];
+        form.extend_from_slice(extra);
         let answer = self
             .http
             .json::<TokenAnswer>(self.http.request(Method::POST, &url).form(&form))
@@ -149,7 +156,31 @@ impl Instance {
                 )),
                 other => Finding::precondition(format!("token request failed: {other}; is Keycloak up at {}?", self.keycloak)),
             })?;
-        Ok(answer.body.access_token)
+        Ok(answer.body)
+    }
+
+    /// `GET /api/resources/<resource>` with `token`: refused (401), or accepted (decided 200/403,
+    /// or any other answer past authentication) and for whom DIVE says it decided.
+    pub async fn present(&self, token: &str, resource: &str) -> Reception {
+        let url = join(&self.backend, &format!("/api/resources/{resource}"));
+        let request = self
+            .http
+            .request(Method::GET, &url)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(30));
+        let (status, _, body) = match self.http.text(request).await {
+            Ok(answer) => answer,
+            Err(e) => return Reception::Failed(e.to_string()),
+        };
+        let answer: ResourceAnswer = serde_json::from_str(&body).unwrap_or_default();
+        match status {
+            StatusCode::UNAUTHORIZED => Reception::Refused(answer.message.unwrap_or(body)),
+            StatusCode::OK | StatusCode::FORBIDDEN => Reception::Accepted {
+                status: status.as_u16(),
+                subject: answer.subject().cloned(),
+            },
+            other => Reception::Failed(format!("{url} answered {other}: {}", body.trim())),
+        }
     }
 
     /// At least `wanted` of the resources `token` may see, where there are that many
@@ -261,6 +292,17 @@ impl Instance {
             .body)
     }
 
+    /// `GET /api/federation/status` (the hub's registry of its spokes).
+    pub async fn federation_status(&self) -> Result<FederationStatus, String> {
+        let url = join(&self.backend, "/api/federation/status");
+        Ok(self
+            .http
+            .get::<FederationStatus>(&url, Duration::from_secs(10))
+            .await
+            .map_err(|e| e.to_string())?
+            .body)
+    }
+
     /// Records the lock-out a revocation of `user`'s token will cause, so that it is lifted even if
     /// the run dies; call it before revoking.
     pub fn lockout(&self, user: &str) -> Result<Lockout, Finding> {
@@ -289,6 +331,43 @@ impl Instance {
                 }
                 FaultError::Failed(text) => Finding::fail(format!("could not apply the fault: {text}")),
             })
+    }
+}
+
+/// What an instance did with a token that asked for a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reception {
+    /// 401, with DIVE's message.
+    Refused(String),
+    /// Past authentication: 200 or 403, decided for `subject` where the body says.
+    Accepted { status: u16, subject: Option<Subject> },
+    /// Neither: no answer, or a status that is not about the token.
+    Failed(String),
+}
+
+impl Reception {
+    pub fn accepted(&self) -> bool {
+        matches!(self, Reception::Accepted { .. })
+    }
+
+    pub fn refused(&self) -> bool {
+        matches!(self, Reception::Refused(_))
+    }
+}
+
+impl std::fmt::Display for Reception {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reception::Refused(message) => write!(f, "HTTP 401 {message}"),
+            Reception::Accepted {
+                status,
+                subject: Some(s),
+            } => write!(f, "HTTP {status} as {s}"),
+            Reception::Accepted { status, subject: None } => {
+                write!(f, "HTTP {status} (the body does not say for whom)")
+            }
+            Reception::Failed(e) => f.write_str(e),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod load;
 pub mod monitors;
 pub mod promtool;
 pub mod rehearsal;
+pub mod silences;
 pub mod traffic;
 
 use std::any::Any;
@@ -70,6 +71,10 @@ pub struct Deployment {
     /// DIVE's timers on this deployment, relative to DIVE's own (1 on a live DIVE).
     pub time_scale: f64,
     pub(crate) instances: Vec<Instance>,
+    /// What starting the deployment found wrong with its coalition (`DIVE_SPOKES=all`: a spoke
+    /// running but not registered with the hub, or registered but not running); 5.1-deploy
+    /// reports them.
+    pub(crate) coalition: Vec<Finding>,
     /// Prometheus and AlertManager: always for live, on request for the reference.
     pub(crate) monitors: Option<Monitors>,
     /// The reference deployment's CA certificate (PEM), to point other clients at it.
@@ -111,6 +116,11 @@ pub async fn sweep_ledger(config: &Config) {
 impl Deployment {
     pub fn hub(&self) -> &Instance {
         &self.instances[0]
+    }
+
+    /// What starting the deployment found wrong with its coalition (see `DIVE_SPOKES=all`).
+    pub fn coalition_findings(&self) -> &[Finding] {
+        &self.coalition
     }
 
     pub fn spokes(&self) -> &[Instance] {

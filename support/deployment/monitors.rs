@@ -33,6 +33,9 @@ pub struct Monitors {
     /// Where the rule files were looked for, for the line that says none was found.
     pub rules_source: String,
     pub time_scale: f64,
+    /// The suite's own silence of the catalogue's alerts, when it holds one (a live run with
+    /// `DIVE_SILENCE_ALERTS=1`): an alert suppressed by it alone still counts as delivered.
+    pub silence: Option<String>,
     /// Whatever runs the pair (the reference's processes); nothing for a live DIVE.
     _keep: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -60,6 +63,7 @@ impl Monitors {
             rules_source: "the rule files the suite gave Prometheus".to_string(),
             rule_files,
             time_scale,
+            silence: None,
             _keep: Some(keep),
         }
     }
@@ -82,6 +86,7 @@ impl Monitors {
             rule_files,
             rules_source: format!("{}/*.yml", dir.display()),
             time_scale,
+            silence: None,
             _keep: None,
         }
     }
@@ -293,6 +298,43 @@ impl Monitors {
 }
 
 /// Whether an AlertManager alert is firing and not suppressed.
-pub fn is_active(a: &GettableAlert) -> bool {
-    a.status.state == AmState::Active
+/// An alert AlertManager would send: active, or held back by nothing but the suite's own silence
+/// (`silence`, see `deployment::silences`).
+pub fn delivered(a: &GettableAlert, silence: Option<&str>) -> bool {
+    match a.status.state {
+        AmState::Active => true,
+        AmState::Suppressed => {
+            a.status.inhibited_by.is_empty()
+                && !a.status.silenced_by.is_empty()
+                && a.status.silenced_by.iter().all(|s| Some(s.as_str()) == silence)
+        }
+        AmState::Unprocessed => false,
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    fn alert(state: &str, silenced_by: &[&str], inhibited_by: &[&str]) -> GettableAlert {
+        let body = serde_json::json!({
+            "labels": {"alertname": "CircuitBreakerOpen"}, "startsAt": "", "endsAt": "", "fingerprint": "f",
+            "status": {"state": state, "silencedBy": silenced_by, "inhibitedBy": inhibited_by}
+        });
+        serde_json::from_value(body).expect("an alert")
+    }
+
+    #[test]
+    fn only_the_suites_own_silence_leaves_an_alert_delivered() {
+        assert!(delivered(&alert("active", &[], &[]), None));
+        assert!(delivered(&alert("suppressed", &["ours"], &[]), Some("ours")));
+        assert!(!delivered(&alert("suppressed", &["someone's"], &[]), Some("ours")));
+        assert!(!delivered(
+            &alert("suppressed", &["ours", "someone's"], &[]),
+            Some("ours")
+        ));
+        assert!(!delivered(&alert("suppressed", &["ours"], &["f2"]), Some("ours")));
+        assert!(!delivered(&alert("suppressed", &[], &["f2"]), None));
+        assert!(!delivered(&alert("unprocessed", &[], &[]), None));
+    }
 }

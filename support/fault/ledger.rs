@@ -29,6 +29,8 @@ pub enum Change {
     Lockout { user: String },
     /// A container the reference deployment started through its Docker runtime.
     Container { id: String },
+    /// An AlertManager silence of the alerts a live run induces.
+    Silence { id: String, alertmanager: String },
 }
 
 impl fmt::Display for Change {
@@ -37,6 +39,7 @@ impl fmt::Display for Change {
             Change::Fault(spec) => write!(f, "{spec}"),
             Change::Lockout { user } => write!(f, "the revocation lock-out of {user}"),
             Change::Container { id } => write!(f, "reference container {id}"),
+            Change::Silence { id, alertmanager } => write!(f, "silence {id} in AlertManager {alertmanager}"),
         }
     }
 }
@@ -52,6 +55,7 @@ impl Change {
             ),
             Change::Lockout { .. } => "lockout".to_string(),
             Change::Container { .. } => "container".to_string(),
+            Change::Silence { .. } => "silence".to_string(),
         }
     }
 }

@@ -100,6 +100,74 @@ impl AlertManager {
         }
     }
 
+    /// Silences the alerts named (`alertname` matching one of `names`) until `ends`, and returns the
+    /// silence's id. The comment and creator say it is the suite's.
+    pub async fn silence(&self, names: &[&str], ends: SystemTime, comment: &str) -> Result<String, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Created {
+            #[serde(rename = "silenceID")]
+            silence_id: String,
+        }
+        let url = join(&self.base, "/api/v2/silences");
+        let body = serde_json::json!({
+            "matchers": [{ "name": "alertname", "value": names.join("|"), "isRegex": true, "isEqual": true }],
+            "startsAt": rfc3339(SystemTime::now()),
+            "endsAt": rfc3339(ends),
+            "createdBy": SUITE_LABEL,
+            "comment": comment,
+        });
+        let request = self.http.request(Method::POST, &url).json(&body).timeout(TIMEOUT);
+        let answer = self
+            .http
+            .json::<Created>(request)
+            .await
+            .map_err(|e| format!("AlertManager {e}"))?;
+        if answer.status.is_success() {
+            Ok(answer.body.silence_id)
+        } else {
+            Err(format!("POST {url} answered {}", answer.status))
+        }
+    }
+
+    /// `DELETE /api/v2/silence/<id>` (the same path undoes it by hand).
+    pub fn silence_url(&self, id: &str) -> Url {
+        join(&self.base, &format!("/api/v2/silence/{id}"))
+    }
+
+    /// The state of silence `id`: `active`, `pending` or `expired`.
+    pub async fn silence_state(&self, id: &str) -> Result<String, String> {
+        #[derive(Deserialize)]
+        struct Silence {
+            status: State,
+        }
+        #[derive(Deserialize)]
+        struct State {
+            state: String,
+        }
+        let answer = self
+            .http
+            .get::<Silence>(&self.silence_url(id), TIMEOUT)
+            .await
+            .map_err(|e| format!("AlertManager {e}"))?;
+        Ok(answer.body.status.state)
+    }
+
+    /// Expires the silence `id`.
+    pub async fn unsilence(&self, id: &str) -> Result<(), String> {
+        let url = self.silence_url(id);
+        let (status, _, body) = self
+            .http
+            .text(self.http.request(Method::DELETE, &url).timeout(TIMEOUT))
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("DELETE {url} answered {status}: {}", body.trim()))
+        }
+    }
+
     pub async fn post(&self, alerts: &[PostableAlert]) -> Result<(), String> {
         let url = join(&self.base, "/api/v2/alerts");
         let (status, _, body) = self

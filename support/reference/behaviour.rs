@@ -65,6 +65,20 @@ pub struct Behaviour {
     /// R10: while the opa breaker is not CLOSED, the listing (which never asks OPA) waits OPA's
     /// client timeout too.
     pub failure_slows_listing: bool,
+    /// D11: tokens are validated through Keycloak's introspection, whose answer is cached under
+    /// the token's first 16 characters and its issuer (refusals too); the issuer's keys are used
+    /// only when introspection fails. Otherwise the signature is verified first, as the plan needs.
+    pub introspection_cache_by_prefix: bool,
+    /// R12: this spoke accepts tokens without verifying their signature while its Keycloak does
+    /// not answer.
+    pub unverified_while_keycloak_down: Option<&'static str>,
+    /// R13: tokens with `alg: none` are accepted unverified.
+    pub alg_none_accepted: bool,
+    /// R14: a token's `exp` is not checked.
+    pub expiry_unchecked: bool,
+    /// R15: a token of an issuer the backend does not trust is verified with the key its own
+    /// header carries (`jwk`).
+    pub header_key_trusted: bool,
     /// Prometheus's `rule_files` glob reaches the rule files (not so: D3).
     pub rules_loaded: bool,
     /// AlertManager has the plan's CircuitBreakerOpen -> HighCircuitBreakerRejects inhibition
@@ -97,6 +111,10 @@ pub const PRIVATE_BLACKLIST_SPOKE: &str = "FRA";
 
 /// The spoke that does not trust the hub's issuer under reference defect R7.
 pub const UNTRUSTING_SPOKE: &str = "DEU";
+
+/// The spoke that stops verifying signatures while its Keycloak is down, under reference defect
+/// R12.
+pub const UNVERIFYING_SPOKE: &str = "TST";
 
 impl Behaviour {
     /// The profile as DIVE has it, at `time_scale`.
@@ -155,6 +173,11 @@ impl Behaviour {
             hub_issuer_untrusted_on: None,
             open_breaker_waits: false,
             failure_slows_listing: false,
+            introspection_cache_by_prefix: shipped,
+            unverified_while_keycloak_down: None,
+            alg_none_accepted: false,
+            expiry_unchecked: false,
+            header_key_trusted: false,
             rules_loaded: !shipped,
             cb_inhibition: !shipped,
             stale_spoke_targets: shipped,
@@ -190,6 +213,7 @@ impl Behaviour {
             Defect::D5 => self.revocation_enforced = false,
             Defect::D6 => self.keycloak_down_degrades = false,
             Defect::D8 => self.stale_spoke_targets = true,
+            Defect::D11 => self.introspection_cache_by_prefix = true,
             Defect::R1 => self.cache_outage_fails_authorization = true,
             Defect::R2 => self.breaker_quirk = Quirk::StuckHalfOpen,
             Defect::R8 => self.breaker_quirk = Quirk::ClosesOnTimer,
@@ -203,6 +227,10 @@ impl Behaviour {
             Defect::R7 => self.hub_issuer_untrusted_on = Some(UNTRUSTING_SPOKE),
             Defect::R9 => self.open_breaker_waits = true,
             Defect::R10 => self.failure_slows_listing = true,
+            Defect::R12 => self.unverified_while_keycloak_down = Some(UNVERIFYING_SPOKE),
+            Defect::R13 => self.alg_none_accepted = true,
+            Defect::R14 => self.expiry_unchecked = true,
+            Defect::R15 => self.header_key_trusted = true,
             other => panic!("{other} is a trait of a DIVE generation: pick the profile that ships it"),
         }
         self
@@ -234,6 +262,9 @@ impl Behaviour {
         }
         if self.health_base == "/api/health" {
             out.push(Defect::D9);
+        }
+        if self.introspection_cache_by_prefix {
+            out.push(Defect::D11);
         }
         if self.cache_outage_fails_authorization {
             out.push(Defect::R1);
@@ -273,6 +304,18 @@ impl Behaviour {
         }
         if self.failure_slows_listing {
             out.push(Defect::R10);
+        }
+        if self.unverified_while_keycloak_down.is_some() {
+            out.push(Defect::R12);
+        }
+        if self.alg_none_accepted {
+            out.push(Defect::R13);
+        }
+        if self.expiry_unchecked {
+            out.push(Defect::R14);
+        }
+        if self.header_key_trusted {
+            out.push(Defect::R15);
         }
         out
     }

@@ -130,6 +130,7 @@ pub async fn deployment(behaviour: Behaviour, runtime: Runtime, shape: Shape) ->
         live: false,
         dive_root: None,
         keep: vec![Box::new(reference)],
+        coalition: Vec::new(),
     };
     let instances: Vec<&Instance> = deployment.instances().iter().collect();
     let healthy = ask_each(&instances, |inst| async move {

@@ -8,7 +8,6 @@ pub mod behaviour;
 pub mod breaker;
 pub mod container;
 pub mod deploy;
-pub mod keys;
 pub mod live_shaped;
 pub mod monitoring;
 pub mod pki;

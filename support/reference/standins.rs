@@ -3,7 +3,7 @@
 //! runs in a [`super::server::ControlledServer`] so it can be stopped, killed or paused.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -58,18 +58,28 @@ pub fn opa(decision_path: &'static str) -> Router {
 
 // ---------------------------------------------------------------- Keycloak
 
-/// The signing key of every reference Keycloak in this process: a test-only key of the pool.
-fn signing_key() -> Result<&'static (EncodingKey, Jwk), String> {
-    static KEY: OnceLock<Result<(EncodingKey, Jwk), String>> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let key = super::keys::realm_key(0)?;
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).map_err(|e| format!("JWK: {e}"))?;
-        jwk.common.key_id = Some(format!("ref-{}", random_hex()));
-        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-        Ok((key, jwk))
-    })
-    .as_ref()
-    .map_err(Clone::clone)
+/// The signing key of `realm` and its public JWK, taken on the realm's first use from the pool of
+/// test-only keys ([`crate::infra::keys`]) and kept for the process. Every realm signs with a key
+/// of its own, as DIVE's realms do, so a spoke that accepts a hub token has verified it against
+/// the hub realm's JWKS and no other. Realms are numbered in the order they first sign or serve
+/// keys; a process sees at most the hub and 31 spokes, by name.
+pub fn realm_key(realm: &str) -> Result<&'static (EncodingKey, Jwk), String> {
+    static KEYS: OnceLock<Mutex<HashMap<String, &'static (EncodingKey, Jwk)>>> = OnceLock::new();
+    let mut keys = KEYS
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| "realm keys: a key lookup panicked".to_string())?;
+    if let Some(made) = keys.get(realm) {
+        return Ok(made);
+    }
+    let key = crate::infra::keys::realm_key(keys.len())?;
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).map_err(|e| format!("JWK: {e}"))?;
+    jwk.common.key_id = Some(format!("ref-{}", random_hex()));
+    jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    // Kept for the process, like the realm it belongs to: leaked once per realm name.
+    let made: &'static (EncodingKey, Jwk) = Box::leak(Box::new((key, jwk)));
+    keys.insert(realm.to_string(), made);
+    Ok(made)
 }
 
 /// Claims of the access tokens the reference Keycloak issues, named as DIVE's realms name them.
@@ -129,7 +139,15 @@ struct Grant {
     client_secret: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    /// Test-only, the reference's own (Keycloak has no such parameter): `true` issues the token
+    /// already expired, [`EXPIRED_BY_S`] past its `exp`, so the suite can present a genuinely
+    /// issued expired token without waiting out a lifespan.
+    test_only_expired: Option<String>,
 }
+
+/// How far past its `exp` a token issued with `test_only_expired=true` is: well beyond DIVE's
+/// 30 s clock tolerance.
+pub const EXPIRED_BY_S: u64 = 120;
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
@@ -161,17 +179,23 @@ async fn token(State(realm): State<Arc<KeycloakRealm>>, Path(name): Path<String>
     let Some(issuer) = realm.issuer.get() else {
         return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "starting");
     };
-    let (key, jwk) = match signing_key() {
+    let (key, jwk) = match realm_key(&realm.realm) {
         Ok(k) => k,
         Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
     };
+    let expired = g.test_only_expired.as_deref() == Some("true");
     let now = unix_now();
+    let issued = if expired {
+        now - TOKEN_LIFESPAN_S - EXPIRED_BY_S
+    } else {
+        now
+    };
     let claims = Claims {
         iss: issuer.clone(),
         sub: format!("{username}-sub"),
         jti: random_hex(),
-        exp: now + TOKEN_LIFESPAN_S,
-        iat: now,
+        exp: issued + TOKEN_LIFESPAN_S,
+        iat: issued,
         azp: realm.client_id.clone(),
         unique_id: username.clone(),
         clearance: clearance.to_string(),
@@ -182,7 +206,7 @@ async fn token(State(realm): State<Arc<KeycloakRealm>>, Path(name): Path<String>
     match jsonwebtoken::encode(&header, &claims, key) {
         Ok(access_token) => Json(TokenAnswer {
             access_token,
-            expires_in: TOKEN_LIFESPAN_S,
+            expires_in: if expired { 0 } else { TOKEN_LIFESPAN_S },
             token_type: "Bearer".to_string(),
         })
         .into_response(),
@@ -190,8 +214,11 @@ async fn token(State(realm): State<Arc<KeycloakRealm>>, Path(name): Path<String>
     }
 }
 
-async fn certs() -> Response {
-    match signing_key() {
+async fn certs(State(realm): State<Arc<KeycloakRealm>>, Path(name): Path<String>) -> Response {
+    if name != realm.realm {
+        return oauth_error(StatusCode::NOT_FOUND, "Realm does not exist", &name);
+    }
+    match realm_key(&realm.realm) {
         Ok((_, jwk)) => Json(JwkSet {
             keys: vec![jwk.clone()],
         })
@@ -205,18 +232,77 @@ struct Introspect {
     token: String,
 }
 
-/// Token introspection: active when the token is one of ours and unexpired.
-async fn introspect(Form(q): Form<Introspect>) -> Response {
-    let active = match signing_key() {
-        Ok((_, jwk)) => jsonwebtoken::DecodingKey::from_jwk(jwk)
-            .ok()
-            .and_then(|k| {
-                jsonwebtoken::decode::<Claims>(&q.token, &k, &jsonwebtoken::Validation::new(Algorithm::RS256)).ok()
-            })
-            .is_some(),
-        Err(_) => false,
-    };
-    Json(json!({ "active": active })).into_response()
+/// Keycloak's token introspection answer (RFC 7662), as the reference Keycloak gives it: only
+/// `active: false` for a token it did not issue, or that is expired.
+///
+/// Whether a real DIVE realm's answer carries DIVE's own claims (`uniqueID`, `clearance`,
+/// `countryOfAffiliation`) depends on each protocol mapper's "add to token introspection", which
+/// DIVE's pinned Terraform provider leaves unsettled (DIVE's own code comments say they are
+/// absent). The reference includes them: that is the case in which DIVE's cache (D11) serves a
+/// later token with the identity of the token that filled the cache, at both commits, and lets a
+/// revoked token through at HEAD, so the suite can show every consequence. Where they are absent,
+/// HEAD takes them from the presented token, and the reference backend's code does the same.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(rename = "uniqueID", default, skip_serializing_if = "Option::is_none")]
+    pub unique_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<String>,
+    #[serde(rename = "countryOfAffiliation", default, skip_serializing_if = "Option::is_none")]
+    pub country_of_affiliation: Option<String>,
+}
+
+impl Introspection {
+    /// The answer for a token whose claims are these (a verified one).
+    pub fn of(claims: &Claims) -> Introspection {
+        Introspection {
+            active: true,
+            jti: Some(claims.jti.clone()),
+            sub: Some(claims.sub.clone()),
+            iss: Some(claims.iss.clone()),
+            exp: Some(claims.exp),
+            client_id: Some(claims.azp.clone()),
+            username: Some(claims.unique_id.clone()),
+            unique_id: Some(claims.unique_id.clone()),
+            clearance: Some(claims.clearance.clone()),
+            country_of_affiliation: Some(claims.country_of_affiliation.clone()),
+        }
+    }
+}
+
+/// Token introspection: active when this realm signed the token and it has not expired (Keycloak
+/// allows no clock skew here). Any client may ask: DIVE's backends introspect at the token's
+/// issuer with their own client.
+async fn introspect(
+    State(realm): State<Arc<KeycloakRealm>>,
+    Path(name): Path<String>,
+    Form(q): Form<Introspect>,
+) -> Response {
+    if name != realm.realm {
+        return oauth_error(StatusCode::NOT_FOUND, "Realm does not exist", &name);
+    }
+    let verified = realm_key(&realm.realm).ok().and_then(|(_, jwk)| {
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?;
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_issuer(&[realm.issuer.get()?]);
+        jsonwebtoken::decode::<Claims>(&q.token, &key, &validation).ok()
+    });
+    Json(verified.map_or_else(Introspection::default, |data| Introspection::of(&data.claims))).into_response()
 }
 
 /// Keycloak: direct grant, JWKS, discovery, introspection and the health paths DIVE probes.

@@ -13,7 +13,7 @@ use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::vocab::finding::Severity;
-use crate::vocab::journal::{Journal, Outcome};
+use crate::vocab::journal::{Journal, Measurement, Outcome};
 use crate::vocab::load::millis;
 use crate::vocab::units::secs;
 use files::{read_journal, write_journal};
@@ -47,23 +47,69 @@ pub fn rows(j: &Journal) -> Vec<Row> {
         finding,
     };
     let ms = |v: u64| secs(Duration::from_millis(v));
-    let mut out: Vec<Row> = j
-        .measurements
-        .iter()
-        .map(|m| {
-            let over = if m.within_budget { "" } else { " OVER" };
-            row(
-                format!("{} {}{over}", m.what, ms(m.measured_ms)),
-                m.budget_ms.map_or("-".to_string(), ms),
-                String::new(),
-            )
-        })
-        .collect();
+    let mut out: Vec<Row> = Vec::new();
+    for group in per_instance(&j.measurements) {
+        let over = if group.iter().all(|m| m.within_budget) {
+            ""
+        } else {
+            " OVER"
+        };
+        let budget = group[0].budget_ms.map_or("-".to_string(), ms);
+        let measured = match group.as_slice() {
+            [m] => format!("{} {}{over}", m.what, ms(m.measured_ms)),
+            many => {
+                // One row for the same measurement on many instances: how many, the median and
+                // the slowest, by name.
+                let mut sorted: Vec<&Measurement> = many.to_vec();
+                sorted.sort_by_key(|m| m.measured_ms);
+                let (median, slowest) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+                let rest = slowest.what.split_once(' ').map_or("", |(_, rest)| rest);
+                format!(
+                    "{} instances: {rest}: median {}, slowest {} {}{over}",
+                    many.len(),
+                    ms(median.measured_ms),
+                    instance_of(&slowest.what).unwrap_or("?"),
+                    ms(slowest.measured_ms)
+                )
+            }
+        };
+        out.push(row(measured, budget, String::new()));
+    }
     if out.is_empty() {
         out.push(row("-".to_string(), "-".to_string(), String::new()));
     }
     out[0].finding = failing.join("; ");
     out
+}
+
+/// Above this many instances, the same measurement on each is summarised in one row.
+const GROUP_ABOVE: usize = 4;
+
+/// The instance code a measurement starts with (`FRA rejects the revoked token`), if any.
+fn instance_of(what: &str) -> Option<&str> {
+    let first = what.split(' ').next()?;
+    (first.len() == 3 && first.chars().all(|c| c.is_ascii_uppercase())).then_some(first)
+}
+
+/// The measurements in their order, those that say the same of more than [`GROUP_ABOVE`]
+/// instances (the same words after the instance code, the same budget) gathered into one group
+/// where the first of them stood.
+fn per_instance(measurements: &[Measurement]) -> Vec<Vec<&Measurement>> {
+    let key = |m: &Measurement| instance_of(&m.what).map(|code| (m.what[code.len()..].to_string(), m.budget_ms));
+    let count = |k: &(String, Option<u64>)| measurements.iter().filter(|m| key(m).as_ref() == Some(k)).count();
+    let mut groups: Vec<Vec<&Measurement>> = Vec::new();
+    let mut gathered: Vec<(String, Option<u64>)> = Vec::new();
+    for m in measurements {
+        match key(m).filter(|k| count(k) > GROUP_ABOVE) {
+            Some(k) if gathered.contains(&k) => {}
+            Some(k) => {
+                groups.push(measurements.iter().filter(|o| key(o).as_ref() == Some(&k)).collect());
+                gathered.push(k);
+            }
+            None => groups.push(vec![m]),
+        }
+    }
+    groups
 }
 
 const HEADER: [&str; 6] = ["requirement", "target", "measured", "budget", "verdict", "finding"];
@@ -270,20 +316,7 @@ fn clip(text: &str, max: usize) -> String {
 /// `summary.md` of a run folder, from every journal in it (oldest first). Journals that do not
 /// parse are listed as such rather than dropped.
 pub fn summary_markdown(dir: &Path) -> String {
-    let mut journals = Vec::new();
-    let mut unreadable = Vec::new();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    paths.retain(|p| p.extension().is_some_and(|x| x == "json"));
-    paths.sort();
-    for p in paths {
-        match read_journal(&p) {
-            Ok(j) => journals.push((p, j)),
-            Err(e) => unreadable.push(e),
-        }
-    }
-    journals.sort_by_key(|(_, j)| j.started_unix_ms);
+    let (journals, unreadable) = run_journals(dir);
     let rows: Vec<Row> = journals.iter().flat_map(|(_, j)| rows(j)).collect();
     let run = dir
         .file_name()
@@ -377,7 +410,67 @@ extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(print_summary);
 }
 
-/// Prints this process's rows and regenerates the run folder's `summary.md`.
+/// Every journal of a run folder, oldest first, and a line for each that does not parse.
+fn run_journals(dir: &Path) -> (Vec<(PathBuf, Journal)>, Vec<String>) {
+    let mut journals = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension().is_some_and(|x| x == "json"));
+    paths.sort();
+    for p in paths {
+        match read_journal(&p) {
+            Ok(j) => journals.push((p, j)),
+            Err(e) => unreadable.push(e),
+        }
+    }
+    journals.sort_by_key(|(_, j)| j.started_unix_ms);
+    (journals, unreadable)
+}
+
+/// `index.html` of a run folder: the one file a person opens. Each scenario with its verdict and
+/// findings, its timeline drawn in place, and links to its journal and to `summary.md`.
+pub fn index_html(dir: &Path) -> String {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let (journals, unreadable) = run_journals(dir);
+    let run = dir
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let mut out = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>DIVE resilience run {run}</title></head>\n<body style=\"font-family: sans-serif\">\n<h1>DIVE resilience run {run}</h1>\n<p><a href=\"summary.md\">summary.md</a>: every measurement against its budget.</p>\n",
+        run = esc(&run)
+    );
+    for (p, j) in &journals {
+        let file = |ext: &str| {
+            p.with_extension(ext)
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+        };
+        out.push_str(&format!(
+            "<h2>{} on {}: {}</h2>\n<ul>\n",
+            esc(&j.requirement),
+            esc(&j.target),
+            j.verdict
+        ));
+        for f in &j.findings {
+            out.push_str(&format!("<li>{}</li>\n", esc(&f.to_string())));
+        }
+        out.push_str(&format!(
+            "</ul>\n<p><a href=\"{json}\">journal</a></p>\n<img src=\"{svg}\" alt=\"timeline of {req}\" style=\"max-width: 100%\">\n",
+            json = file("json"),
+            svg = file("svg"),
+            req = esc(&j.requirement)
+        ));
+    }
+    for e in unreadable {
+        out.push_str(&format!("<p>unreadable journal: {}</p>\n", esc(&e)));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// Prints this process's rows and regenerates the run folder's `summary.md` and `index.html`.
 fn print_summary() {
     let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(dir) = registry.dir.clone() else {
@@ -406,6 +499,15 @@ fn print_summary() {
             let _ = writeln!(err, "summary not written: {e}");
         }
     }
+    let index = dir.join("index.html");
+    match write_atomically(&index, &index_html(&dir)) {
+        Ok(()) => {
+            let _ = writeln!(err, "report: {}", index.display());
+        }
+        Err(e) => {
+            let _ = writeln!(err, "report not written: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +519,32 @@ mod tests {
         let mut j = Journal::new(requirement, "text", "reference (intended)");
         j.verdict = verdict;
         j
+    }
+
+    #[test]
+    fn the_same_measurement_on_many_instances_is_one_row() {
+        let mut j = journal("5.1-revoke", Outcome::Pass);
+        let budget = Some(("5.1-revoke", Duration::from_millis(500)));
+        j.measurement("USA rejects the revoked token", Duration::from_millis(5), budget);
+        for (code, ms) in [("ALB", 9), ("BEL", 20), ("BGR", 7), ("CAN", 11), ("HRV", 8)] {
+            j.measurement(
+                &format!("{code} rejects the revoked token"),
+                Duration::from_millis(ms),
+                budget,
+            );
+        }
+        j.measurement("hub lists ALB as unhealthy", Duration::from_millis(700), None);
+        let measured: Vec<String> = rows(&j).into_iter().map(|r| r.measured).collect();
+        assert_eq!(
+            measured,
+            [
+                "6 instances: rejects the revoked token: median 9 ms, slowest BEL 20 ms",
+                "hub lists ALB as unhealthy 700 ms",
+            ]
+        );
+        // Four or fewer keep a row each.
+        j.measurements.truncate(4);
+        assert_eq!(rows(&j).len(), 4);
     }
 
     #[test]
@@ -458,7 +586,11 @@ mod tests {
         write_journal(&b, &dir).expect("written");
         std::fs::write(dir.join("broken.json"), "{").expect("written");
         let md = summary_markdown(&dir);
+        let html = index_html(&dir);
         let _ = std::fs::remove_dir_all(&dir);
+        assert!(html.contains(r#"<img src="4.1-opa-1.svg""#), "{html}");
+        assert!(html.contains(r#"<a href="summary.md">"#), "{html}");
+        assert!(html.contains("unreadable journal"), "{html}");
         assert!(
             md.contains("| requirement | target | measured | budget | verdict | finding |"),
             "{md}"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::deployment::Deployment;
 use crate::deployment::instance::Instance;
-use crate::deployment::monitors::{Monitors, is_active};
+use crate::deployment::monitors::{Monitors, delivered};
 use crate::infra::alertmanager::AmState;
 use crate::infra::poll::eventually;
 use crate::infra::prometheus::RuleState;
@@ -203,7 +203,7 @@ impl Scenario {
         self.alert_state("CircuitBreakerOpen", AlertState::Firing);
         self.stage(&mut stages, "CircuitBreakerOpen active in AlertManager", || async {
             let alerts = mon.am_alerts(spec.name, &labels).await?;
-            if alerts.iter().any(is_active) {
+            if alerts.iter().any(|a| delivered(a, mon.silence.as_deref())) {
                 Ok(())
             } else {
                 Err(format!(

@@ -12,6 +12,7 @@ pub mod observer;
 pub mod stages;
 pub mod start;
 pub mod status;
+pub mod trust;
 
 use std::io::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -24,6 +25,7 @@ use crate::fault::{FaultGuard, Restored};
 use crate::infra::config::must_config;
 use crate::infra::http::HttpError;
 use crate::report;
+use crate::vocab::blast::SCENARIOS;
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::{Defect, Finding, Severity, redacted};
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
@@ -420,12 +422,13 @@ impl Verdict {
 
     /// Every failure, one per line, with what varies from run to run redacted.
     pub fn diagnosis(&self) -> String {
+        let state_dir = must_config().state_dir.to_string_lossy();
         let lines: Vec<String> = self
             .failures()
             .iter()
             .map(|f| {
                 let tag = f.defect.map(|d| format!("[{d}: {}] ", d.title())).unwrap_or_default();
-                format!("{:?} {tag}{}", f.severity, redacted(&f.message))
+                format!("{:?} {tag}{}", f.severity, redacted(&f.message, &state_dir))
             })
             .collect();
         lines.join("\n")
@@ -445,25 +448,43 @@ pub async fn run_on<F>(deployment: Result<Deployment, Finding>, id: &str, body: 
 where
     F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
 {
-    let requirement = requirement(id);
-    let deployment = match deployment {
-        Ok(d) => d,
+    match deployment {
+        Ok(d) => run_with(&d, id, body).await,
         Err(f) => {
+            let requirement = requirement(id);
             let _ = writeln!(std::io::stderr(), "[{id}] {f}");
-            return Verdict {
+            Verdict {
                 requirement: requirement.id,
                 target: "(not started)".to_string(),
                 findings: vec![f],
-            };
+            }
         }
-    };
-    let mut scenario = Scenario::new(requirement, &deployment);
+    }
+}
+
+/// Runs `body` against a deployment that outlives it, so several scenarios can share one.
+pub async fn run_with<F>(deployment: &Deployment, id: &str, body: F) -> Verdict
+where
+    F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
+{
+    let requirement = requirement(id);
+    let mut scenario = Scenario::new(requirement, deployment);
     let header = format!("{}: {} on {}", requirement.id, requirement.text, deployment.target);
     if must_config().dry_run {
         scenario.report(header);
+        // What the scenario would do to the target, as the blast-radius catalogue declares it.
+        for s in SCENARIOS.iter().filter(|s| s.requirement == requirement.id) {
+            scenario.report(format!(
+                "DRY RUN: {}::{} {}; at most {} min at DIVE's real timers",
+                s.binary,
+                s.test,
+                s.touches.describe(),
+                s.at_most.as_secs().div_ceil(60)
+            ));
+        }
     } else {
         scenario.event(header);
     }
-    let result = body(&deployment, &mut scenario).await;
+    let result = body(deployment, &mut scenario).await;
     scenario.finish(result)
 }

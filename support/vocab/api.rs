@@ -49,6 +49,34 @@ pub struct EvaluationDetails {
 /// What the local fallback writes in `evaluation_details.source`.
 pub const LOCAL_FALLBACK: &str = "local-fallback";
 
+/// Whom an answer was decided for, as DIVE writes it: `policyEvaluation.subject` carries the
+/// clearance and country (and COIs), a denial's `details.subject` also the `uniqueID`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Subject {
+    #[serde(rename = "uniqueID", default, skip_serializing_if = "Option::is_none")]
+    pub unique_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_unsaid = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not said)".to_string());
+        match &self.unique_id {
+            Some(id) => write!(f, "{id}, "),
+            None => Ok(()),
+        }?;
+        write!(
+            f,
+            "clearance {}, country {}",
+            or_unsaid(&self.clearance),
+            or_unsaid(&self.country)
+        )
+    }
+}
+
 /// `policyEvaluation` of a resource answer (contract section 6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyEvaluation {
@@ -59,6 +87,8 @@ pub struct PolicyEvaluation {
     /// HEAD: the answer came from the decision cache (OPA was not asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
 }
 
 /// `details` of a 403: DIVE's uncached denial nests the evaluation details; a denial from HEAD's
@@ -69,16 +99,22 @@ pub struct DenialDetails {
     pub evaluation_details: Option<EvaluationDetails>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Whom the (uncached) denial was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
 }
 
-/// The body of `GET /api/resources/:id`, 200 and 403 alike, as far as the suite reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The body of `GET /api/resources/:id`, 200, 403 and 401 alike, as far as the suite reads it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_evaluation: Option<PolicyEvaluation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<DenialDetails>,
+    /// What a refusal says (`{"error":"Unauthorized","message":...}` on 401).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Where a decided answer came from.
@@ -93,6 +129,15 @@ pub enum DecidedBy {
 }
 
 impl ResourceAnswer {
+    /// Whom the answer was decided for, where it says: a denial's `details.subject` (which
+    /// names the user), else `policyEvaluation.subject`. HEAD's cached denial says nothing.
+    pub fn subject(&self) -> Option<&Subject> {
+        self.details
+            .as_ref()
+            .and_then(|d| d.subject.as_ref())
+            .or_else(|| self.policy_evaluation.as_ref().and_then(|p| p.subject.as_ref()))
+    }
+
     /// Who decided this answer (of a 200 or 403).
     pub fn decided_by(&self) -> DecidedBy {
         match &self.policy_evaluation {
@@ -136,6 +181,33 @@ pub struct FederationHealth {
     pub unhealthy_spokes: Vec<UnhealthySpoke>,
 }
 
+/// `GET /api/federation/status` on the hub (no authentication): its federation registry, one
+/// entry per instance. At 15a319e6 the entries come from a static file, and those not registered
+/// carry the status `unknown`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederationStatus {
+    pub instances: Vec<RegisteredInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredInstance {
+    pub code: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl FederationStatus {
+    /// The codes of the spokes registered with the hub (upper case), the hub itself left out.
+    pub fn registered_spokes(&self, hub: &str) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| i.status.as_deref() != Some("unknown"))
+            .map(|i| i.code.to_uppercase())
+            .filter(|c| c != hub)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnhealthySpoke {
@@ -155,6 +227,17 @@ pub struct TokenAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_leaves_out_the_hub_and_entries_of_unknown_status() {
+        // 15a319e6 lists every instance of its static file; those never registered are `unknown`.
+        let status: FederationStatus = serde_json::from_str(
+            r#"{"instances":[{"code":"USA","status":"approved"},{"code":"fra","status":"approved"},
+                {"code":"GBR","status":"unknown"},{"code":"DEU"}]}"#,
+        )
+        .expect("a registry answer");
+        assert_eq!(status.registered_spokes("USA"), ["FRA", "DEU"]);
+    }
 
     fn answer(body: &str) -> ResourceAnswer {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))

@@ -19,6 +19,7 @@ pub enum Defect {
     D8,
     D9,
     D10,
+    D11,
     /// A cache Redis outage makes authorization fail.
     R1,
     /// A breaker that never leaves HALF_OPEN.
@@ -39,6 +40,14 @@ pub enum Defect {
     R9,
     /// A failed dependency slows routes that do not need it.
     R10,
+    /// A spoke skips signature verification while its Keycloak is down.
+    R12,
+    /// Tokens with `alg: none` are accepted.
+    R13,
+    /// Expired tokens are accepted.
+    R14,
+    /// A token of an untrusted issuer is accepted, verified with the key its header carries.
+    R15,
     /// A breaker's thresholds or open timeout are not DIVE's.
     R16,
     /// OPA down leaves the overall status healthy.
@@ -66,6 +75,7 @@ impl Defect {
             Defect::D8 => "Prometheus spoke targets use stale ports, no TST job",
             Defect::D9 => "health API moved to /api/health",
             Defect::D10 => "`./dive hub exec` and single-service stop do not exist (exit 0)",
+            Defect::D11 => "introspection cache keyed by the token's first 16 characters",
             Defect::R1 => "reference defect: cache Redis outage fails authorization",
             Defect::R2 => "reference defect: breaker never leaves HALF_OPEN",
             Defect::R3 => "reference defect: OPA decisions bypass the opa breaker",
@@ -76,6 +86,10 @@ impl Defect {
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
             Defect::R9 => "reference defect: an OPEN breaker still waits out its dependency's timeout",
             Defect::R10 => "reference defect: a failed dependency slows unrelated routes",
+            Defect::R12 => "reference defect: a spoke skips signature verification while its Keycloak is down",
+            Defect::R13 => "reference defect: tokens with alg none are accepted",
+            Defect::R14 => "reference defect: expired tokens are accepted",
+            Defect::R15 => "reference defect: an untrusted issuer is accepted on the key its token carries",
             Defect::R16 => "reference defect: breaker thresholds or open timeout differ from DIVE's",
             Defect::R17 => "reference defect: OPA down leaves the overall status healthy",
             Defect::R18 => "reference defect: the hub keeps listing a recovered spoke as unhealthy",
@@ -155,9 +169,15 @@ impl fmt::Display for Finding {
 
 /// `text` with what varies from run to run replaced, so that a diagnosis can be pinned by a
 /// snapshot: durations (`<duration>`), ports (`<port>`), long ids (`<id>`) and other numbers
-/// (`<n>`), and the directory of this checkout (`<crate>`, where run folders are unless
-/// `DIVE_STATE_DIR` moves them), which differs from machine to machine. Requirement ids, tags and HTTP codes written `HTTP 503` or `HTTP 200/403` stay.
-pub fn redacted(text: &str) -> String {
+/// (`<n>`), and the directories of this checkout (`<state>`, `<crate>`), which differ from machine
+/// to machine. Requirement ids, tags and HTTP codes written `HTTP 503` or `HTTP 200/403` stay.
+/// `state_dir` is the run's state directory (the configuration's, passed in: only
+/// `infra::config` reads the environment).
+pub fn redacted(text: &str, state_dir: &str) -> String {
+    let mut text = text.to_string();
+    if state_dir.len() > 1 {
+        text = text.replace(state_dir, "<state>");
+    }
     let text = text.replace(env!("CARGO_MANIFEST_DIR"), "<crate>");
     let is_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     let mut out = String::with_capacity(text.len());
@@ -218,19 +238,28 @@ mod tests {
     fn redaction_keeps_tags_ids_of_requirements_and_http_codes() {
         let text = "the USA opa breaker was still CLOSED after 39 consecutive failed calls and opened after 40; took 5.1 s, budget 3.0 s.";
         assert_eq!(
-            redacted(text),
+            redacted(text, ""),
             "the USA opa breaker was still CLOSED after <n> consecutive failed calls and opened after <n>; took <duration>, budget <duration>."
         );
         assert_eq!(
-            redacted("GET https://127.0.0.1:43123/api/health: 12 ms, HTTP 503, 0 x 5xx (4.1-opa, D10, R16)"),
+            redacted(
+                "GET https://127.0.0.1:43123/api/health: 12 ms, HTTP 503, 0 x 5xx (4.1-opa, D10, R16)",
+                ""
+            ),
             "GET https://<n>:<port>/api/health: <duration>, HTTP 503, <n> x 5xx (4.1-opa, D10, R16)"
         );
         assert_eq!(
-            redacted("40 sent: 40 decided (HTTP 200/403: 2 by OPA), 0 x HTTP 401, GET /api/resources/123/4"),
+            redacted(
+                "40 sent: 40 decided (HTTP 200/403: 2 by OPA), 0 x HTTP 401, GET /api/resources/123/4",
+                ""
+            ),
             "<n> sent: <n> decided (HTTP 200/403: <n> by OPA), <n> x HTTP 401, GET /api/resources/<n>/<n>"
         );
         assert_eq!(
-            redacted("revoked token 3f2a9c1e-77b4-4e0e-9d1a-5c1b2a3d4e5f of alice after 2 smiles"),
+            redacted(
+                "revoked token 3f2a9c1e-77b4-4e0e-9d1a-5c1b2a3d4e5f of alice after 2 smiles",
+                ""
+            ),
             "revoked token <id> of alice after <n> smiles"
         );
     }

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod api;
 pub mod authz;
+pub mod blast;
 pub mod breaker;
 pub mod coalition;
 pub mod fault;
@@ -13,4 +14,5 @@ pub mod journal;
 pub mod load;
 pub mod runbook;
 pub mod slo;
+pub mod tokens;
 pub mod units;

@@ -196,6 +196,43 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "plan 4.5 (load test under failure conditions)",
         0,
     ),
+    // Phase 5.2, token trust: each is "refused on the first request", so none has a timing budget.
+    req(
+        "5.2-forged",
+        "a token with a trusted issuer's iss and header, signed by a key nobody trusts, is refused on every instance, cold and right after a valid token was accepted",
+        "issue 13 (token trust)",
+        0,
+    ),
+    req(
+        "5.2-none",
+        "an alg none token and a token whose signature is cut off are refused on every instance",
+        "issue 13 (token trust)",
+        0,
+    ),
+    req(
+        "5.2-expired",
+        "a genuinely issued token past its exp (beyond the 30 s clock tolerance) is refused on every instance",
+        "issue 13 (token trust)",
+        0,
+    ),
+    req(
+        "5.2-issuer",
+        "a well-signed token from an issuer the instance does not trust is refused on every instance",
+        "issue 13 (token trust)",
+        0,
+    ),
+    req(
+        "5.2-identity",
+        "a low-clearance user's token is never answered with another user's identity: 403 for a TOP_SECRET resource right after a TOP_SECRET user read it",
+        "issue 13 (token trust)",
+        0,
+    ),
+    req(
+        "5.2-outage",
+        "forged tokens refused and identities kept apart while Keycloak, the revocation store or the cache Redis is down; a revoked token refused again once the store is back",
+        "issue 13 (token trust)",
+        0,
+    ),
 ];
 
 /// A budget the plan does not give but a scenario needs (a window to hold, a derived bound), with
@@ -264,6 +301,11 @@ pub const DERIVED: &[Derived] = &[
         "nothing caches a failed login, so a new token works once Keycloak answers; its start is what takes time",
         60,
     ),
+    derived(
+        "5.2-expired wait",
+        "the longest the suite waits for a genuinely issued token to expire (its lifespan plus DIVE's 30 s clock tolerance) on a live DIVE that cannot issue one already expired",
+        120,
+    ),
     derived_plus(
         "steady state",
         "after a restore every breaker is CLOSED again once its open timeout (at most 60 s) has passed and traffic closed it; 3 s more for the last health calls",
@@ -328,7 +370,7 @@ pub struct Ratio {
     pub value: f64,
 }
 
-/// Phase 4.5's bounds that are not durations, stated in the README beside the derived budgets.
+/// Phase 4.5's bounds that are not durations, stated in docs/load-under-failure.md with the derived budgets.
 pub const RATIOS: &[Ratio] = &[
     Ratio {
         id: "4.5 tail factor",

@@ -232,7 +232,7 @@ impl Control for LiveControl {
         match change {
             Change::Fault(spec) => Some(vec![self.commands(spec).1.argv_vec()]),
             Change::Lockout { user } => Some(vec![self.lockout_command(user).argv_vec()]),
-            Change::Container { .. } => None,
+            Change::Container { .. } | Change::Silence { .. } => None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! A live DIVE on this machine, as a [`Deployment`]: its instances found by probing (health base),
 //! its secrets read from its containers, deploys through `./dive`. [`control`] faults it.
 
+pub mod check;
 pub mod control;
 
 use std::sync::Arc;
@@ -10,15 +11,16 @@ use reqwest::{Method, Url};
 
 use crate::deployment::instance::{Credentials, DecisionClock, Instance};
 use crate::deployment::monitors::Monitors;
+use crate::deployment::silences::Silences;
 use crate::deployment::{Deployment, sweep_ledger};
 use crate::fault::Control;
 use crate::fault::ledger::Ledger;
-use crate::infra::config::{Config, LiveConfig, Secret};
+use crate::infra::config::{Config, LiveConfig, Secret, SpokeUrls};
 use crate::infra::dive::Dive;
 use crate::infra::exec::Exec;
 use crate::infra::http::{Http, join};
 use crate::infra::os::lock_file;
-use crate::vocab::coalition::HUB;
+use crate::vocab::coalition::{self, HUB};
 use crate::vocab::fault::Service;
 use crate::vocab::finding::Finding;
 use control::{LiveControl, STORE_URL_VAR, Store, container_name, parse_store_url};
@@ -57,7 +59,19 @@ impl Deployment {
         };
         let prometheus = answering_scheme(&http, &live.prometheus, "/-/ready").await;
         let alertmanager = answering_scheme(&http, &live.alertmanager, "/-/ready").await;
-        let monitors = Monitors::live(&prometheus, &alertmanager, http.clone(), &live.root, config.time_scale);
+        let mut monitors = Monitors::live(&prometheus, &alertmanager, http.clone(), &live.root, config.time_scale);
+        let silences = if live.silence_alerts {
+            let ledger = Ledger::new(&config.state_dir);
+            let held = Silences::create(&monitors.alertmanager, &ledger, &live.trust, &config.run_id)
+                .await
+                .map_err(|e| {
+                    Finding::precondition(format!("DIVE_SILENCE_ALERTS=1 but no silence could be made: {e}"))
+                })?;
+            monitors.silence = Some(held.id().to_string());
+            Some(held)
+        } else {
+            None
+        };
         let store = revocation_store(&live.container_runtime, live.revocation_store.as_deref()).await;
         let dive = Dive::new(&live.root, &config.dive_leaky_vars);
         let control: Arc<dyn Control> = Arc::new(LiveControl::new(
@@ -75,10 +89,13 @@ impl Deployment {
             user: live.user.clone(),
             password: live.password.clone(),
         };
+        let spokes = match (with_spokes, live.discover_spokes) {
+            (false, _) => Vec::new(),
+            (true, false) => live.spokes.clone(),
+            (true, true) => deployed_spokes(live).await?,
+        };
         let mut sites = vec![(HUB.to_string(), live.hub_backend.clone())];
-        if with_spokes {
-            sites.extend(live.spokes.iter().map(|s| (s.code.clone(), s.backend.clone())));
-        }
+        sites.extend(spokes.iter().map(|s| (s.code.clone(), s.backend.clone())));
         let mut instances = Vec::new();
         for (code, backend) in sites {
             // What earlier test processes left in DIVE's decision cache, for this user here.
@@ -115,6 +132,17 @@ impl Deployment {
             }
         );
         eprintln!("{found}");
+        let mut coalition = Vec::new();
+        if with_spokes && live.discover_spokes {
+            let running: Vec<&str> = spokes.iter().map(|s| s.code.as_str()).collect();
+            eprintln!("DIVE_SPOKES=all: spokes running here: {}", running.join(", "));
+            coalition = match instances[0].federation_status().await {
+                Ok(status) => registry_differences(&status.registered_spokes(HUB), &running),
+                Err(e) => vec![Finding::fail(format!(
+                    "DIVE_SPOKES=all: the hub's registry (GET /api/federation/status) did not answer: {e}"
+                ))],
+            };
+        }
         Ok(Deployment {
             target: format!("live DIVE at {}", live.hub_backend),
             time_scale: config.time_scale,
@@ -124,7 +152,12 @@ impl Deployment {
             cli: live.deploy.then_some(dive),
             live: true,
             dive_root: Some(live.root.clone()),
-            keep: vec![Box::new(lock)],
+            // Dropped in order: the silence expires before the lock goes.
+            keep: match silences {
+                Some(held) => vec![Box::new(held), Box::new(lock)],
+                None => vec![Box::new(lock)],
+            },
+            coalition,
         })
     }
 
@@ -157,6 +190,59 @@ impl Deployment {
         }
         Ok(Some(took))
     }
+}
+
+/// `DIVE_SPOKES=all`: the spokes whose backend container runs (`dive-spoke-<code>-backend`), among
+/// every code DIVE knows; refused when none runs or when two would bind the same host port.
+async fn deployed_spokes(live: &LiveConfig) -> Result<Vec<SpokeUrls>, Finding> {
+    let listed = Exec::new(&live.container_runtime)
+        .args(["ps", "--format", "{{.Names}}"])
+        .must_succeed()
+        .await
+        .map_err(|e| Finding::precondition(format!("DIVE_SPOKES=all: cannot list DIVE's containers: {e}")))?;
+    let running: Vec<&str> = listed.stdout.lines().map(str::trim).collect();
+    let deployed: Vec<SpokeUrls> = live
+        .spokes
+        .iter()
+        .filter(|s| running.contains(&container_name(&s.code, Service::Backend).as_str()))
+        .cloned()
+        .collect();
+    if deployed.is_empty() {
+        return Err(Finding::precondition(format!(
+            "DIVE_SPOKES=all: no spoke backend runs here ({} lists no dive-spoke-<code>-backend); deploy a spoke or name spokes in DIVE_SPOKES",
+            live.container_runtime
+        )));
+    }
+    let site: Vec<&str> = std::iter::once(HUB)
+        .chain(deployed.iter().map(|s| s.code.as_str()))
+        .collect();
+    if let Some(clash) = coalition::clashes(&site).into_iter().next() {
+        return Err(Finding::precondition(format!(
+            "DIVE_SPOKES=all: {clash}; name the spokes to test in DIVE_SPOKES"
+        )));
+    }
+    Ok(deployed)
+}
+
+/// The spokes that run but that the hub's registry does not list, and those it lists that do not
+/// run: each a finding, since the hub then federates with a spoke that is not there, or a spoke
+/// runs that the hub does not know.
+fn registry_differences(registered: &[String], running: &[&str]) -> Vec<Finding> {
+    let mut found: Vec<Finding> = running
+        .iter()
+        .filter(|c| !registered.iter().any(|r| r == *c))
+        .map(|c| {
+            Finding::fail(format!(
+                "spoke {c} runs here but the hub's federation registry does not list it"
+            ))
+        })
+        .collect();
+    found.extend(registered.iter().filter(|r| !running.contains(&r.as_str())).map(|r| {
+        Finding::fail(format!(
+            "the hub's federation registry lists spoke {r}, but no container of it runs here"
+        ))
+    }));
+    found
 }
 
 /// Finds the health API by probing: `/api/health` (HEAD), then `/health` (v15a).
@@ -247,4 +333,26 @@ async fn revocation_store(runtime: &str, named: Option<&str>) -> Store {
         }
     }
     Store { container: host, tls }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spoke_on_one_side_of_the_registry_only_is_a_finding() {
+        let registered = ["FRA".to_string(), "DEU".to_string()];
+        assert!(registry_differences(&registered, &["FRA", "DEU"]).is_empty());
+        let found: Vec<String> = registry_differences(&registered, &["FRA", "TST"])
+            .into_iter()
+            .map(|f| f.message)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "spoke TST runs here but the hub's federation registry does not list it",
+                "the hub's federation registry lists spoke DEU, but no container of it runs here",
+            ]
+        );
+    }
 }

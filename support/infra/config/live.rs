@@ -11,9 +11,16 @@ use super::*;
 pub(super) fn live_config<'a>(
     get: &dyn Fn(&str) -> Option<&'a str>,
     spokes: &[String],
+    discover_spokes: bool,
     allow_remote: bool,
     insecure: bool,
 ) -> Result<LiveConfig, ConfigError> {
+    // With `all`, every code is a candidate; the clash check then applies to those that run.
+    let candidates: Vec<String> = if discover_spokes {
+        coalition::known_spokes().map(str::to_string).collect()
+    } else {
+        spokes.to_vec()
+    };
     // One host cannot bind a port twice, so DIVE cannot run spokes whose ports clash side by side
     // (the reference can: its ports are ephemeral).
     let site: Vec<&str> = std::iter::once(HUB).chain(spokes.iter().map(String::as_str)).collect();
@@ -53,11 +60,22 @@ pub(super) fn live_config<'a>(
         container_runtime: get("DIVE_CONTAINER_RUNTIME").unwrap_or("docker").to_string(),
         prometheus: url_var(get, "PROMETHEUS_URL", "http://localhost:9090", allow_remote)?,
         alertmanager: url_var(get, "ALERTMANAGER_URL", "http://localhost:9093", allow_remote)?,
-        spokes: spokes
+        spokes: candidates
             .iter()
             .map(|code| spoke_urls(get, code, allow_remote))
             .collect::<Result<_, _>>()?,
+        discover_spokes,
         revocation_store: get("DIVE_REVOCATION_STORE").map(str::to_string),
+        silence_alerts: match get("DIVE_SILENCE_ALERTS") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(bad(
+                    "DIVE_SILENCE_ALERTS",
+                    format!("`{other}` is not a flag; use 1 to silence the alerts a run induces"),
+                ));
+            }
+        },
         deploy: match get("DIVE_LIVE_DEPLOY") {
             None | Some("0") => false,
             Some("1") => true,

@@ -5,6 +5,7 @@
 // The one module allowed to read the environment (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod file;
 mod live;
 #[cfg(test)]
 mod tests;
@@ -109,10 +110,17 @@ pub struct LiveConfig {
     pub prometheus: Url,
     /// DIVE's AlertManager (`ALERTMANAGER_URL`).
     pub alertmanager: Url,
-    /// The backend URL of each spoke in `Config::spokes`.
+    /// The backend URL of each spoke in `Config::spokes`; with `discover_spokes`, of every spoke
+    /// DIVE knows, from which the deployment keeps those that run.
     pub spokes: Vec<SpokeUrls>,
+    /// `DIVE_SPOKES=all`: the spokes are those whose containers run, cross-checked against the
+    /// hub's federation registry when the deployment starts.
+    pub discover_spokes: bool,
     /// `DIVE_LIVE_DEPLOY=1`: 5.1-deploy runs a clean-slate deploy through `./dive`.
     pub deploy: bool,
+    /// `DIVE_SILENCE_ALERTS=1`: each test silences the catalogue's alerts in DIVE's AlertManager
+    /// while it runs (see `deployment::silences`).
+    pub silence_alerts: bool,
     /// `DIVE_REVOCATION_STORE`: the store's container, when the hub backend's
     /// `BLACKLIST_REDIS_URL` does not lead to it.
     pub revocation_store: Option<String>,
@@ -139,6 +147,8 @@ pub struct Config {
     /// Spoke codes of the multi-spoke phase (`DIVE_SPOKES`, default TST,FRA,DEU), upper case: any
     /// spoke DIVE knows. On a live target they must not clash on host ports (see
     /// `coalition::clashes`); the reference gives every instance ephemeral ports, so there they may.
+    /// `all` is every NATO spoke on the reference, and on a live target none here: the live
+    /// deployment finds the spokes DIVE runs (`LiveConfig::discover_spokes`).
     pub spokes: Vec<String>,
     /// The user whose token the revocation scenario revokes (`DIVE_REVOKE_USER`): dedicated to
     /// it, because a revocation locks the user out until it expires.
@@ -169,8 +179,9 @@ pub const DEFAULT_LOAD_RATE: f64 = 15.0;
 /// `DIVE_LOAD_MAX_RATE` lifts it: the design's 20 requests a second to a shared target.
 pub const LOAD_RATE_CAP: f64 = 20.0;
 
-/// The most `DIVE_LOAD_MAX_RATE` may allow: well below the highest rate the generator holds on
-/// a two-core machine (README, "Load under failure"), so the generator is never the bottleneck.
+/// The most `DIVE_LOAD_MAX_RATE` may allow: the highest rate at which the generator's schedule
+/// lag held under 1 ms at p99 on a two-core machine (docs/load-under-failure.md); it keeps pace
+/// far beyond that, so the generator is never the bottleneck.
 pub const LOAD_RATE_CEILING: f64 = 1_000.0;
 
 /// The least load rate: each of a scenario's two streams (a quarter goes to the unrelated route)
@@ -202,6 +213,21 @@ fn bad(var: &str, problem: impl Into<String>) -> ConfigError {
 impl Config {
     /// Reads the configuration from `vars` (the process environment in [`config`]; a map in tests).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        // DIVE_CONFIG: a file's settings first, then every variable that is set wins over them.
+        let merged;
+        let vars = match vars.get("DIVE_CONFIG").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            Some(path) => {
+                let mut from_file = file::vars_of(Path::new(path))?;
+                from_file.extend(
+                    vars.iter()
+                        .filter(|(_, v)| !v.trim().is_empty())
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+                merged = from_file;
+                &merged
+            }
+            None => vars,
+        };
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let flag = |name: &'static str| -> Result<bool, ConfigError> {
             match get(name) {
@@ -211,11 +237,29 @@ impl Config {
             }
         };
         let (allow_remote, insecure) = (flag("DIVE_ALLOW_REMOTE")?, flag("DIVE_TLS_INSECURE")?);
+        if let Some(id) = get("DIVE_RUN_ID")
+            && (id.starts_with('.')
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(bad(
+                "DIVE_RUN_ID",
+                format!("`{id}` names a folder: use letters, digits, '-', '_' and '.' (not first) only"),
+            ));
+        }
         let state_dir = get("DIVE_STATE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dive-resilience"));
 
-        let spokes = spoke_codes(get("DIVE_SPOKES").unwrap_or("TST,FRA,DEU"))?;
+        // `all`: on a live target the spokes DIVE has deployed, found when the deployment starts; on
+        // the reference, every NATO spoke.
+        let all_spokes = get("DIVE_SPOKES").is_some_and(|s| s.trim().eq_ignore_ascii_case("all"));
+        let mut spokes = if all_spokes {
+            coalition::nato_spokes().map(str::to_string).collect()
+        } else {
+            spoke_codes(get("DIVE_SPOKES").unwrap_or("TST,FRA,DEU"))?
+        };
         let target = match get("DIVE_TARGET").unwrap_or("reference") {
             "reference" => {
                 let profile = match get("DIVE_PROFILE").unwrap_or("intended") {
@@ -252,7 +296,16 @@ impl Config {
                         ));
                     }
                 }
-                Target::Live(Box::new(live::live_config(&get, &spokes, allow_remote, insecure)?))
+                if all_spokes {
+                    spokes.clear();
+                }
+                Target::Live(Box::new(live::live_config(
+                    &get,
+                    &spokes,
+                    all_spokes,
+                    allow_remote,
+                    insecure,
+                )?))
             }
             other => {
                 return Err(bad(
@@ -290,13 +343,18 @@ impl Config {
             dry_run: flag("DIVE_DRY_RUN")?,
             spokes,
             revoke_user: get("DIVE_REVOKE_USER").unwrap_or("testuser-usa-5").to_string(),
-            run_id: get("NEXTEST_RUN_ID").map(str::to_string).unwrap_or_else(|| {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                format!("{secs}-{}", std::process::id())
-            }),
+            // DIVE_RUN_ID: one run folder for several test processes (scripts/live runs each
+            // scenario on its own and wants one summary).
+            run_id: get("DIVE_RUN_ID")
+                .or(get("NEXTEST_RUN_ID"))
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    format!("{secs}-{}", std::process::id())
+                }),
             docker_socket: get("DOCKER_HOST")
                 .and_then(|h| h.strip_prefix("unix://"))
                 .map(PathBuf::from)

@@ -165,6 +165,18 @@ fn spokes_may_be_any_code_dive_knows() {
 }
 
 #[test]
+fn all_spokes_is_every_nato_spoke_on_the_reference_and_found_on_a_live_target() {
+    let spokes = cfg(&[("DIVE_SPOKES", "all")]).map(|c| c.spokes).expect("valid");
+    assert_eq!(spokes.len(), 31);
+    assert_eq!((spokes[0].as_str(), spokes[30].as_str()), ("ALB", "GBR"));
+    let c = live(&[("DIVE_SPOKES", "ALL")]).expect("valid live configuration");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    // None named: every code DIVE knows is a candidate, kept when its container runs.
+    assert!(c.spokes.is_empty() && live.discover_spokes);
+    assert_eq!(live.spokes.len(), 208);
+}
+
+#[test]
 fn live_spoke_urls_follow_the_port_table() {
     let c = live(&[("DIVE_SPOKES", "DEU,tst,CHE")]).expect("valid live configuration");
     let Target::Live(live) = &c.target else { panic!("live") };
@@ -294,4 +306,62 @@ fn a_cap_that_is_not_a_rate_the_generator_holds_is_refused(#[case] bad: &str) {
         "DIVE_LOAD_MAX_RATE",
         "is not a number of requests per second in (0, 1000]",
     );
+}
+
+#[test]
+fn a_run_id_names_one_folder_inside_the_state_folder() {
+    assert_eq!(
+        cfg(&[("DIVE_RUN_ID", "live-2026")]).map(|c| c.run_id),
+        Ok("live-2026".to_string())
+    );
+    fails_on(&[("DIVE_RUN_ID", "../elsewhere")], "DIVE_RUN_ID", "names a folder");
+    fails_on(&[("DIVE_RUN_ID", "..")], "DIVE_RUN_ID", "names a folder");
+}
+
+#[test]
+fn a_configuration_file_sets_what_the_environment_does_not() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dive-live.example.toml");
+    let example = example.display().to_string();
+    let c = live(&[
+        ("DIVE_CONFIG", &example),
+        ("HUB_KEYCLOAK_URL", "https://127.0.0.1:9443"),
+    ])
+    .expect("the example, its checkout and CA overridden by variables");
+    let Target::Live(live) = &c.target else { panic!("live") };
+    assert_eq!(live.hub_backend.as_str(), "https://localhost:4000/");
+    // The environment wins over the file.
+    assert_eq!(live.hub_keycloak.as_str(), "https://127.0.0.1:9443/");
+    assert!(live.silence_alerts);
+    assert_eq!(c.spokes, ["DEU", "FRA"]);
+    let backends: Vec<_> = live
+        .spokes
+        .iter()
+        .map(|s| (s.code.as_str(), s.backend.as_str()))
+        .collect();
+    assert_eq!(
+        backends,
+        [("DEU", "https://localhost:4011/"), ("FRA", "https://localhost:4010/")]
+    );
+    assert_eq!(c.revoke_user, "testuser-usa-5");
+
+    let dir = std::env::temp_dir().join(format!("dive-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp folder");
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[hub]\nbackend_url = \"https://localhost:4000\"\n").expect("written");
+    let typo = typo.display().to_string();
+    fails_on(
+        &[("DIVE_CONFIG", &typo)],
+        "DIVE_CONFIG",
+        "unknown key `hub.backend_url`",
+    );
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "target = \n").expect("written");
+    let broken = broken.display().to_string();
+    fails_on(&[("DIVE_CONFIG", &broken)], "DIVE_CONFIG", "is not valid TOML");
+    fails_on(
+        &[("DIVE_CONFIG", "/nonexistent/dive.toml")],
+        "DIVE_CONFIG",
+        "cannot read",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -54,6 +54,15 @@ fn silence(b: &Backend) -> Duration {
     Duration::from_secs(90).mul_f64(b.cfg.time_scale)
 }
 
+/// `GET /api/federation/status`: the hub's registry, the hub first, then its registered spokes.
+pub(super) async fn federation_status(State(b): State<Arc<Backend>>) -> Response {
+    let instances: Vec<_> = std::iter::once(&b.cfg.code)
+        .chain(&b.cfg.registered_spokes)
+        .map(|code| json!({ "code": code.to_uppercase(), "status": "approved" }))
+        .collect();
+    Json(json!({ "instances": instances })).into_response()
+}
+
 /// `GET /api/federation/health`: a spoke is unhealthy after 90 s without a heartbeat.
 pub(super) async fn federation_health(State(b): State<Arc<Backend>>) -> Response {
     let silence = silence(&b);

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Url;
 use serde_json::json;
@@ -29,9 +29,9 @@ use crate::infra::http::join;
 use crate::infra::os::unix_now;
 use crate::reference::behaviour::{Behaviour, Listing};
 use crate::reference::breaker::{Admission, CircuitBreaker};
-use crate::reference::standins::{Claims, DecisionFacts, StoredResource};
+use crate::reference::standins::{Claims, DecisionFacts, Introspection, StoredResource};
 use crate::vocab::api::{
-    Decision, EvaluationDetails, LOCAL_FALLBACK, MAX_PAGE_SIZE, PolicyEvaluation, ResourceSummary,
+    Decision, EvaluationDetails, LOCAL_FALLBACK, MAX_PAGE_SIZE, PolicyEvaluation, ResourceSummary, Subject,
 };
 use crate::vocab::authz::{cache_ttl, rank};
 use crate::vocab::breaker::BreakerConfig;
@@ -79,6 +79,9 @@ struct Backend {
     health_gauges: Mutex<Vec<(String, f64)>>,
     db_errors: Mutex<HashMap<&'static str, u64>>,
     jwks: Mutex<HashMap<String, (JwkSet, Instant)>>,
+    /// DIVE's introspection cache (D11): `introspect:<first 16 characters>:<issuer>` -> the
+    /// answer and until when it is kept.
+    introspections: Mutex<HashMap<String, (Introspection, Instant)>>,
     /// HEAD's decision cache: key -> decision, reason, expiry.
     decisions: Mutex<HashMap<String, CachedDecision>>,
     /// Hub: last heartbeat of each registered spoke.
@@ -142,6 +145,7 @@ pub fn router(cfg: BackendConfig) -> Router {
         health_gauges: Mutex::new(Vec::new()),
         db_errors: Mutex::new(HashMap::new()),
         jwks: Mutex::new(HashMap::new()),
+        introspections: Mutex::new(HashMap::new()),
         decisions: Mutex::new(HashMap::new()),
         heartbeats: Mutex::new(heartbeats),
     });
@@ -162,6 +166,7 @@ pub fn router(cfg: BackendConfig) -> Router {
         .route("/api/blacklist/check", post(auth::blacklist_check))
         .route("/api/federation/heartbeat", post(federation::heartbeat))
         .route("/api/federation/health", get(federation::federation_health))
+        .route("/api/federation/status", get(federation::federation_status))
         .with_state(backend)
 }
 

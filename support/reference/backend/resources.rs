@@ -58,6 +58,7 @@ impl Backend {
                 reason,
                 evaluation_details: EvaluationDetails::default(),
                 cached: Some(true),
+                subject: Some(subject_of(claims)),
             };
             return Decided {
                 evaluation,
@@ -122,6 +123,7 @@ impl Backend {
                 reason,
                 evaluation_details: EvaluationDetails { source },
                 cached: None,
+                subject: Some(subject_of(claims)),
             },
             from_cache: false,
         }
@@ -151,6 +153,16 @@ impl Backend {
             Ok(()) => "released",
             Err(_) => "unavailable",
         }
+    }
+}
+
+/// Whom a decision is for, as DIVE's `policyEvaluation.subject` says it: clearance and country,
+/// not the user.
+fn subject_of(claims: &Claims) -> Subject {
+    Subject {
+        unique_id: None,
+        clearance: Some(claims.clearance.clone()),
+        country: Some(claims.country_of_affiliation.clone()),
     }
 }
 
@@ -253,11 +265,20 @@ pub(super) async fn get_resource(
         let body = if from_cache {
             json!({ "error": "Forbidden", "message": evaluation.reason, "details": evaluation.evaluation_details })
         } else {
+            // An uncached denial names whom it denied, the user included.
+            let subject = Subject {
+                unique_id: Some(claims.unique_id.clone()),
+                ..subject_of(&claims)
+            };
             json!({
                 "error": "Forbidden",
                 "message": "Authorization check failed",
                 "reason": evaluation.reason,
-                "details": { "evaluation_details": evaluation.evaluation_details },
+                "details": {
+                    "evaluation_details": evaluation.evaluation_details,
+                    "subject": subject,
+                    "resource": { "resourceId": doc.resource_id, "classification": doc.classification },
+                },
                 "policyEvaluation": evaluation,
             })
         };

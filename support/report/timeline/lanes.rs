@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{alert_colour, breaker_colour, health_colour};
+use super::{GREEN, alert_colour, breaker_colour, health_colour};
 use crate::vocab::health::Breaker;
 use crate::vocab::journal::{EventKind, Journal};
 
@@ -20,8 +20,13 @@ pub(super) struct Lane {
     pub(super) changes: Changes,
 }
 
+/// Above this many instances, those that stayed healthy with every breaker CLOSED share one lane,
+/// so that a coalition of 31 spokes still reads at a glance.
+const FOLD_ABOVE: usize = 4;
+
 /// The lanes of a journal in the order they were first seen: per instance its health then its
-/// breakers, then the alerts.
+/// breakers (instances that never changed folded into one lane when there are many), then the
+/// alerts.
 pub(super) fn lanes(j: &Journal) -> Vec<Lane> {
     let mut instances: Vec<String> = Vec::new();
     let mut health: BTreeMap<String, Changes> = BTreeMap::new();
@@ -61,7 +66,37 @@ pub(super) fn lanes(j: &Journal) -> Vec<Lane> {
         }
     }
     let mut out = Vec::new();
-    for inst in &instances {
+    let unchanged = |inst: &String| {
+        let only =
+            |changes: Option<&Changes>, state: &str| changes.is_none_or(|c| c.iter().all(|(_, s, _)| s == state));
+        health.contains_key(inst)
+            && only(health.get(inst), "healthy")
+            && Breaker::ALL
+                .iter()
+                .all(|b| only(breakers.get(&(inst.clone(), *b)), "CLOSED"))
+    };
+    let folded: Vec<String> = if instances.len() > FOLD_ABOVE {
+        instances.iter().filter(|i| unchanged(i)).cloned().collect()
+    } else {
+        Vec::new()
+    };
+    if folded.len() > 1 {
+        let since = folded
+            .iter()
+            .filter_map(|i| health.get(i).and_then(|c| c.first()).map(|c| c.0))
+            .min()
+            .unwrap_or(0);
+        out.push(Lane {
+            label: format!("{} instances", folded.len()),
+            class: "folded",
+            changes: vec![(
+                since,
+                format!("unchanged: healthy, every breaker CLOSED ({})", folded.join(" ")),
+                GREEN,
+            )],
+        });
+    }
+    for inst in instances.iter().filter(|i| folded.len() < 2 || !folded.contains(i)) {
         out.push(Lane {
             label: format!("{inst} health"),
             class: "health",

@@ -363,3 +363,58 @@ fn load_lanes_show_latency_and_outcomes_inside_the_fault_window() {
         "the load legend"
     );
 }
+
+#[test]
+fn many_instances_that_never_changed_share_one_lane() {
+    let mut j = Journal::new("5.1-isolate", "one spoke down", "reference (intended)");
+    let codes = ["USA", "ALB", "BEL", "BGR", "CAN", "HRV"];
+    for code in codes {
+        j.events.push(at(
+            100,
+            "status",
+            EventKind::HealthChanged {
+                instance: code.into(),
+                from: None,
+                to: Overall::Healthy,
+            },
+        ));
+        for b in Breaker::ALL {
+            j.events.push(at(
+                100,
+                "breaker",
+                EventKind::BreakerChanged {
+                    instance: code.into(),
+                    breaker: b,
+                    from: None,
+                    to: BreakerState::Closed,
+                },
+            ));
+        }
+    }
+    // ALB's OPA breaker opens: ALB keeps its own lanes.
+    j.events.push(at(
+        900,
+        "breaker",
+        EventKind::BreakerChanged {
+            instance: "ALB".into(),
+            breaker: Breaker::Opa,
+            from: Some(BreakerState::Closed),
+            to: BreakerState::Open,
+        },
+    ));
+    let labels: Vec<String> = lanes::lanes(&j).into_iter().map(|l| l.label).collect();
+    assert_eq!(labels[0], "5 instances");
+    assert_eq!(labels.len(), 1 + 1 + Breaker::ALL.len());
+    assert!(labels[1..].iter().all(|l| l.starts_with("ALB ")), "{labels:?}");
+    let svg = render(&j);
+    assert!(svg.contains("unchanged: healthy, every breaker CLOSED (USA BEL BGR CAN HRV)"));
+
+    // Four instances or fewer are drawn in full.
+    j.events.retain(|e| match &e.kind {
+        EventKind::HealthChanged { instance, .. } | EventKind::BreakerChanged { instance, .. } => {
+            ["USA", "ALB", "BEL", "BGR"].contains(&instance.as_str())
+        }
+        _ => true,
+    });
+    assert_eq!(lanes::lanes(&j).len(), 4 * (1 + Breaker::ALL.len()));
+}

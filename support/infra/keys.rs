@@ -1,5 +1,7 @@
 //! The RSA keys the reference Keycloak realms sign their tokens with, and keys that no realm
-//! trusts, for forged tokens.
+//! trusts, for the tokens the suite forges (phase 5.2, through [`crate::infra::throwaway`]). The
+//! pool lives in the infrastructure layer because both the reference deployment (realm keys) and
+//! the scenarios (forgeries, on any target) take keys from it.
 //!
 //! They come from a fixed pool of test-only RSA-2048 keys (`fixtures/keys/`, valid nowhere)
 //! instead of being generated per test. Every test is its own process under nextest, and a
@@ -51,6 +53,11 @@ pub fn realm_key(n: usize) -> Result<EncodingKey, String> {
     pooled(n, &format!("realm {n}"))
 }
 
+/// How many keys of the pool no realm ever serves.
+pub fn untrusted_keys() -> usize {
+    POOL.as_ref().map_or(0, |pool| pool.len().saturating_sub(REALM_KEYS))
+}
+
 /// A key that no reference realm ever serves, for forging tokens: `n` picks one of several, so a
 /// test can forge with keys that differ from each other too.
 pub fn untrusted_key(n: usize) -> Result<EncodingKey, String> {
@@ -86,5 +93,7 @@ mod tests {
         // 2048 bits: 256 bytes, 342 characters of unpadded base64url.
         assert!(moduli.iter().all(|n| n.len() == 342), "RSA-2048");
         assert!(realm_key(REALM_KEYS).is_err());
+        assert!(untrusted_keys() >= 4, "keys for forgeries: {}", untrusted_keys());
+        assert!(untrusted_key(untrusted_keys()).is_err());
     }
 }
