@@ -6,6 +6,7 @@
 
 pub mod instance;
 pub mod live;
+pub mod load;
 pub mod monitors;
 pub mod promtool;
 pub mod rehearsal;

@@ -6,6 +6,7 @@
 //! caller sets the pace (one request per `eventually` tick), which keeps the rate bounded.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -122,6 +123,16 @@ impl Drop for Traffic {
     }
 }
 
+/// Reads the tally of a traffic that is busy elsewhere.
+#[derive(Clone)]
+pub struct Tallies(Arc<Mutex<Vec<Sent>>>);
+
+impl Tallies {
+    pub fn since(&self, since: Instant) -> Tally {
+        tally(&self.0, since)
+    }
+}
+
 /// Traffic sent in the background, one request per tick, until stopped.
 pub struct Pump {
     stop: Arc<AtomicBool>,
@@ -220,44 +231,64 @@ impl Traffic {
 
     /// Sends one request, for the resource [`Traffic::pick`] chooses.
     pub async fn send(&mut self) -> Sent {
+        self.dispatch(None).await
+    }
+
+    /// Picks the next resource now and returns its request, to be awaited anywhere (the load
+    /// generator has many in flight at once); what comes back is logged and kept in the decision
+    /// clock as [`Traffic::send`] does. `patience` bounds the request instead of the client's
+    /// default timeout.
+    pub fn dispatch(&mut self, patience: Option<Duration>) -> impl Future<Output = Sent> + Send + 'static {
         let i = self.pick();
         let resource = self.targets[i].id.clone();
         let url = join(&self.backend, &format!("/api/resources/{resource}"));
-        let request = self.http.request(Method::GET, &url).bearer_auth(&self.token);
-        let at = Instant::now();
-        let sent = match self.http.text(request).await {
-            Ok((status, _, body)) => {
-                let decided = matches!(status.as_u16(), 200 | 403);
-                let decided_by = decided
-                    .then(|| {
-                        serde_json::from_str::<ResourceAnswer>(&body)
-                            .map(|a| a.decided_by())
-                            .ok()
-                    })
-                    .flatten();
-                Sent {
+        let mut request = self.http.request(Method::GET, &url).bearer_auth(&self.token);
+        if let Some(patience) = patience {
+            request = request.timeout(patience);
+        }
+        let (http, decided, log) = (self.http.clone(), self.decided.clone(), self.log.clone());
+        async move {
+            let at = Instant::now();
+            let sent = match http.text(request).await {
+                Ok((status, _, body)) => {
+                    let decided = matches!(status.as_u16(), 200 | 403);
+                    let decided_by = decided
+                        .then(|| {
+                            serde_json::from_str::<ResourceAnswer>(&body)
+                                .map(|a| a.decided_by())
+                                .ok()
+                        })
+                        .flatten();
+                    Sent {
+                        at,
+                        resource,
+                        status: Some(status.as_u16()),
+                        decided_by,
+                    }
+                }
+                Err(_) => Sent {
                     at,
                     resource,
-                    status: Some(status.as_u16()),
-                    decided_by,
-                }
+                    status: None,
+                    decided_by: None,
+                },
+            };
+            // OPA's own decisions are cached from now; a cache hit says a decision made by someone
+            // else is still held, for at most its TTL from now. A fallback is never cached.
+            if matches!(sent.decided_by, Some(DecidedBy::Opa | DecidedBy::Cache)) {
+                decided.decided_now(&sent.resource);
             }
-            Err(_) => Sent {
-                at,
-                resource,
-                status: None,
-                decided_by: None,
-            },
-        };
-        // OPA's own decisions are cached from now; a cache hit says a decision made by someone
-        // else is still held, for at most its TTL from now. A fallback is never cached.
-        if matches!(sent.decided_by, Some(DecidedBy::Opa | DecidedBy::Cache)) {
-            self.decided.decided_now(&sent.resource);
+            if let Ok(mut log) = log.lock() {
+                log.push(sent.clone());
+            }
+            sent
         }
-        if let Ok(mut log) = self.log.lock() {
-            log.push(sent.clone());
-        }
-        sent
+    }
+
+    /// The tally of this traffic's requests, readable while the traffic itself is elsewhere (in
+    /// a pump, under the load generator).
+    pub fn tallies(&self) -> Tallies {
+        Tallies(self.log.clone())
     }
 
     /// Every request sent so far.

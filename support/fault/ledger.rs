@@ -1,8 +1,8 @@
 //! The ledger: one JSON file per change the suite made to a target and has not undone yet (a fault,
 //! a user's revocation lock-out, a container of the reference's Docker runtime), written before
 //! the change and removed once it is undone. A run that dies leaves its entries behind; the next
-//! run restores them first ([`Ledger::sweep`]), and SIGINT or SIGTERM restore this process's own
-//! before it exits ([`restore_on_signal`]).
+//! run restores them first ([`Ledger::sweep`]), and a signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT)
+//! stops this process's load and restores its own before it exits ([`restore_on_signal`]).
 //!
 //! An entry, `<state dir>/ledger/<pid>-<what>-<random>.json`:
 //! `{"owner_pid": 4242, "owner_start": 981234, "change": {"change": "fault", "instance": "USA",
@@ -203,7 +203,8 @@ async fn undo_entries(entries: Vec<(PathBuf, LedgerEntry)>, whose: &str) -> Vec<
     report
 }
 
-/// On SIGINT or SIGTERM, undoes every change this process holds, then exits (130 or 143).
+/// On SIGINT, SIGTERM, SIGHUP or SIGQUIT, stops every load of this process, undoes every change
+/// it holds, then exits (130, 143, 129, 131).
 /// Installed once per process, with the first deployment.
 pub fn restore_on_signal(ledger: Ledger) {
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
@@ -215,16 +216,24 @@ pub fn restore_on_signal(ledger: Ledger) {
             };
             rt.block_on(async {
                 use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
+                let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut quit)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                    signal(SignalKind::quit()),
+                ) else {
                     eprintln!("no signal handler: faults are still restored by the next run's ledger sweep");
                     return;
                 };
                 let (name, code) = tokio::select! {
                     _ = int.recv() => ("SIGINT", 130),
                     _ = term.recv() => ("SIGTERM", 143),
+                    _ = hup.recv() => ("SIGHUP", 129),
+                    _ = quit.recv() => ("SIGQUIT", 131),
                 };
-                eprintln!("{name}: restoring every active fault before exiting");
+                // No request of any load starts after the signal; then the faults go.
+                crate::infra::load::halt_all();
+                eprintln!("{name}: load stopped; restoring every active fault before exiting");
                 for line in ledger.restore_own().await {
                     eprintln!("{line}");
                 }

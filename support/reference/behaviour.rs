@@ -59,6 +59,12 @@ pub struct Behaviour {
     pub jwks_uncached: bool,
     /// R7: this spoke does not accept tokens of the hub's issuer.
     pub hub_issuer_untrusted_on: Option<&'static str>,
+    /// R9: when the opa breaker rejects a call, the backend still waits OPA's client timeout
+    /// before it falls back.
+    pub open_breaker_waits: bool,
+    /// R10: while the opa breaker is not CLOSED, the listing (which never asks OPA) waits OPA's
+    /// client timeout too.
+    pub failure_slows_listing: bool,
     /// D11: tokens are validated through Keycloak's introspection, whose answer is cached under
     /// the token's first 16 characters and its issuer (refusals too); the issuer's keys are used
     /// only when introspection fails. Otherwise the signature is verified first, as the plan needs.
@@ -165,6 +171,8 @@ impl Behaviour {
             opa_down_ignored: false,
             jwks_uncached: false,
             hub_issuer_untrusted_on: None,
+            open_breaker_waits: false,
+            failure_slows_listing: false,
             introspection_cache_by_prefix: shipped,
             unverified_while_keycloak_down: None,
             alg_none_accepted: false,
@@ -218,6 +226,8 @@ impl Behaviour {
             Defect::R5 => self.heartbeats_ignored = true,
             Defect::R6 => self.jwks_uncached = true,
             Defect::R7 => self.hub_issuer_untrusted_on = Some(UNTRUSTING_SPOKE),
+            Defect::R9 => self.open_breaker_waits = true,
+            Defect::R10 => self.failure_slows_listing = true,
             Defect::R12 => self.unverified_while_keycloak_down = Some(UNVERIFYING_SPOKE),
             Defect::R13 => self.alg_none_accepted = true,
             Defect::R14 => self.expiry_unchecked = true,
@@ -292,6 +302,12 @@ impl Behaviour {
         }
         if self.hub_issuer_untrusted_on.is_some() {
             out.push(Defect::R7);
+        }
+        if self.open_breaker_waits {
+            out.push(Defect::R9);
+        }
+        if self.failure_slows_listing {
+            out.push(Defect::R10);
         }
         if self.unverified_while_keycloak_down.is_some() {
             out.push(Defect::R12);

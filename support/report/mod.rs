@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::vocab::finding::Severity;
 use crate::vocab::journal::{Journal, Measurement, Outcome};
+use crate::vocab::load::millis;
 use crate::vocab::units::secs;
 use files::{read_journal, write_journal};
 
@@ -112,6 +113,75 @@ fn per_instance(measurements: &[Measurement]) -> Vec<Vec<&Measurement>> {
 }
 
 const HEADER: [&str; 6] = ["requirement", "target", "measured", "budget", "verdict", "finding"];
+
+const LOAD_HEADER: [&str; 10] = [
+    "requirement",
+    "stream",
+    "phase",
+    "requests",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "max",
+    "outcomes",
+];
+
+/// The HDR summary of every phase of every stream of load in a journal (phase 4.5), one row each.
+pub fn load_rows(j: &Journal) -> Vec<[String; 10]> {
+    let mut out = Vec::new();
+    for report in &j.load {
+        for phase in &report.phases {
+            let l = &phase.latency;
+            out.push([
+                j.requirement.clone(),
+                format!("{} {}", report.stream, report.route),
+                phase.phase.clone(),
+                phase.requests.to_string(),
+                millis(l.p50),
+                millis(l.p90),
+                millis(l.p99),
+                millis(l.p999),
+                millis(l.max),
+                phase.outcomes.to_string(),
+            ]);
+        }
+    }
+    out
+}
+
+/// The load rows as a table: aligned for a terminal, or Markdown.
+pub fn load_table(rows: &[[String; 10]], markdown: bool) -> String {
+    if markdown {
+        let md = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let mut out = format!(
+            "| {} |\n|{}\n",
+            LOAD_HEADER.join(" | "),
+            "---|".repeat(LOAD_HEADER.len())
+        );
+        for r in rows {
+            let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        return out;
+    }
+    let table: Vec<[String; 10]> = std::iter::once(LOAD_HEADER.map(str::to_string))
+        .chain(rows.iter().cloned())
+        .collect();
+    let mut widths = [0usize; 10];
+    for r in &table {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &table {
+        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
 
 fn cells(r: &Row) -> [String; 6] {
     [
@@ -252,6 +322,11 @@ pub fn summary_markdown(dir: &Path) -> String {
         .file_name()
         .map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let mut out = format!("# DIVE resilience run {run}\n\n{}", markdown_table(&rows));
+    let load: Vec<[String; 10]> = journals.iter().flat_map(|(_, j)| load_rows(j)).collect();
+    if !load.is_empty() {
+        out.push_str("\n## Load under failure: latency per phase (HDR histograms)\n\n");
+        out.push_str(&load_table(&load, true));
+    }
     out.push_str("\n## Journals and timelines\n\n");
     for (p, j) in &journals {
         let name = p
@@ -283,11 +358,13 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), String> {
 struct Registry {
     dir: Option<PathBuf>,
     rows: Vec<Row>,
+    load: Vec<[String; 10]>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     dir: None,
     rows: Vec::new(),
+    load: Vec::new(),
 });
 static AT_EXIT: Once = Once::new();
 
@@ -317,6 +394,7 @@ pub fn scenario_finished(j: &Journal, dir: &Path) {
     let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     registry.dir = Some(dir.to_path_buf());
     registry.rows.extend(rows(j));
+    registry.load.extend(load_rows(j));
     drop(registry);
     AT_EXIT.call_once(|| {
         // SAFETY: `at_exit` is a plain `extern "C" fn` with no arguments, as atexit requires.
@@ -405,6 +483,13 @@ fn print_summary() {
         registry.rows.len(),
         text_table(&registry.rows)
     );
+    if !registry.load.is_empty() {
+        let _ = writeln!(
+            err,
+            "load under failure: latency per phase (HDR histograms)\n{}",
+            load_table(&registry.load, false)
+        );
+    }
     let summary = dir.join("summary.md");
     match write_atomically(&summary, &summary_markdown(&dir)) {
         Ok(()) => {
@@ -520,5 +605,77 @@ mod tests {
         );
         assert!(md.contains("[timeline](4.1-opa-1.svg)"), "{md}");
         assert!(md.contains("unreadable journal"), "{md}");
+        assert!(!md.contains("Load under failure"), "no load, no load table: {md}");
+    }
+
+    #[test]
+    fn the_hdr_summary_of_each_phase_of_load_is_a_row() {
+        use crate::vocab::load::{Class, Counts, Lag, Latency, LoadReport, Route, Summary};
+        let ms = Duration::from_millis;
+        let latency = Latency {
+            count: 120,
+            p50: ms(4),
+            p90: ms(7),
+            p99: ms(12),
+            p999: ms(15),
+            max: ms(15),
+        };
+        let mut outcomes = Counts::default();
+        (0..120).for_each(|_| outcomes.add(Class::Fallback));
+        let phase = Summary {
+            phase: "open".to_string(),
+            requests: 120,
+            latency,
+            ok: latency,
+            outcomes,
+        };
+        let mut j = journal("4.5-opa", Outcome::Pass);
+        j.load.push(LoadReport {
+            stream: "affected".to_string(),
+            route: Route::Resource,
+            rate: 12.0,
+            start_ms: 0,
+            marks: Vec::new(),
+            phases: vec![phase.clone()],
+            overall: phase,
+            windows: Vec::new(),
+            lag: Lag {
+                steps: 120,
+                p50: Duration::ZERO,
+                p99: Duration::ZERO,
+                max: Duration::ZERO,
+                late: 0,
+                first_late: None,
+            },
+        });
+        let rows = load_rows(&j);
+        assert_eq!(
+            rows,
+            [[
+                "4.5-opa",
+                "affected GET /api/resources/:id",
+                "open",
+                "120",
+                "4 ms",
+                "7 ms",
+                "12 ms",
+                "15 ms",
+                "15 ms",
+                "120 fallback"
+            ]
+            .map(str::to_string)]
+        );
+        assert!(load_table(&rows, true).contains("| 4.5-opa | affected GET /api/resources/:id | open | 120 |"));
+        assert!(load_table(&rows, false).starts_with("requirement  stream"));
+        let dir = std::env::temp_dir().join(format!("dive-report-load-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write_journal(&j, &dir).expect("written");
+        let md = summary_markdown(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            md.contains("## Load under failure: latency per phase (HDR histograms)"),
+            "{md}"
+        );
+        assert!(md.contains("| 12 ms | 15 ms | 15 ms | 120 fallback |"), "{md}");
     }
 }

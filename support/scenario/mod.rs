@@ -7,6 +7,7 @@ pub mod breakers;
 pub mod chaos;
 pub mod diagnose;
 pub mod federation;
+pub mod load;
 pub mod observer;
 pub mod stages;
 pub mod start;

@@ -205,6 +205,21 @@ pub const SCENARIOS: &[Scenario] = &[
         Faults("hub Keycloak stopped: no one can log in while it is down"),
         5,
     ),
+    // Phase 4.5 under its default load (15 requests/s and 4 health polls/s, capped at 20/s).
+    scenario(
+        "load_under_failure",
+        "opa_frozen_under_load_answers_fast_once_the_breaker_opens",
+        "4.5-opa",
+        Faults("hub OPA paused (accepts, never answers) under 15 requests/s"),
+        5,
+    ),
+    scenario(
+        "load_under_failure",
+        "mongodb_frozen_under_load_fails_fast_and_recovers",
+        "4.5-mongo",
+        Faults("hub MongoDB paused under 15 requests/s: resource requests fail while it is"),
+        5,
+    ),
     // Phase 5.2 presents crafted tokens, each valid nowhere: requests only, except the outages.
     scenario(
         "token_trust",

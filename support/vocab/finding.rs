@@ -36,6 +36,10 @@ pub enum Defect {
     R7,
     /// A breaker closes on a timer, without traffic.
     R8,
+    /// An OPEN breaker still waits out its dependency's timeout before the fallback.
+    R9,
+    /// A failed dependency slows routes that do not need it.
+    R10,
     /// A breaker sticks OPEN when its dependency fails again in HALF_OPEN while another is OPEN.
     R11,
     /// A spoke skips signature verification while its Keycloak is down.
@@ -82,6 +86,8 @@ impl Defect {
             Defect::R6 => "reference defect: backends do not cache JWKS",
             Defect::R7 => "reference defect: a spoke does not trust the hub's issuer",
             Defect::R8 => "reference defect: a breaker closes on a timer, without traffic",
+            Defect::R9 => "reference defect: an OPEN breaker still waits out its dependency's timeout",
+            Defect::R10 => "reference defect: a failed dependency slows unrelated routes",
             Defect::R11 => {
                 "reference defect: a breaker that fails again in HALF_OPEN while another is OPEN sticks OPEN"
             }
@@ -196,7 +202,7 @@ pub fn redacted(text: &str, state_dir: &str) -> String {
         let digits = word.chars().filter(char::is_ascii_digit).count();
         let number = digits > 0 && word.chars().all(|c| c.is_ascii_digit() || c == '.');
         if number {
-            let unit = [" ms", " s", " min"].into_iter().find(|u| {
+            let unit = [" µs", " ms", " s", " min"].into_iter().find(|u| {
                 stop.is_empty()
                     && rest.starts_with(u)
                     && !rest[u.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())

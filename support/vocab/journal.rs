@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::vocab::fault::FaultSpec;
 use crate::vocab::finding::{Finding, Severity};
 use crate::vocab::health::{Breaker, BreakerState, Overall};
+use crate::vocab::load::LoadReport;
 use crate::vocab::units::ms;
 
 /// The state of one alert as the suite saw it (Prometheus' states, plus AlertManager's
@@ -149,6 +150,9 @@ pub struct Journal {
     pub measurements: Vec<Measurement>,
     pub findings: Vec<Finding>,
     pub verdict: Outcome,
+    /// Phase 4.5: each stream of load, its HDR summary per phase and its one-second windows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load: Vec<LoadReport>,
     #[serde(skip)]
     started: Option<Instant>,
 }
@@ -164,6 +168,7 @@ impl Journal {
             measurements: Vec::new(),
             findings: Vec::new(),
             verdict: Outcome::Running,
+            load: Vec::new(),
             started: Some(Instant::now()),
         }
     }

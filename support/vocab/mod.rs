@@ -11,6 +11,7 @@ pub mod fault;
 pub mod finding;
 pub mod health;
 pub mod journal;
+pub mod load;
 pub mod runbook;
 pub mod slo;
 pub mod tokens;

@@ -9,6 +9,11 @@ use crate::vocab::units::secs;
 /// request and one health call per tick the harness stays under 20 requests/s.
 pub const TICK: Duration = Duration::from_millis(125);
 
+/// Polling period of health while load runs (phase 4.5): four polls a second beside the load's
+/// default 15 requests keep the harness under 20 requests a second, and breaker states still
+/// resolve to 250 ms.
+pub const LOAD_TICK: Duration = Duration::from_millis(250);
+
 /// Instances the suite drives traffic to at full pace at once; beyond them the pace is shared, so
 /// a coalition of 31 spokes gets no more of the suite's requests per second, in all, than four
 /// instances do.
@@ -185,6 +190,36 @@ pub const REQUIREMENTS: &[Requirement] = &[
         "plan 5.1 task 4",
         0,
     ),
+    req(
+        "4.5-opa",
+        "under constant-rate load, OPA stopped or frozen: answers fast again once the opa breaker is OPEN, none fails, the tail back after the restore, the listing untouched",
+        "plan 4.5 (load test under failure conditions)",
+        0,
+    ),
+    req(
+        "4.5-kc",
+        "under constant-rate load, Keycloak stopped or frozen: answers fast again once the keycloak breaker is OPEN, none fails, the tail back after the restore, liveness untouched",
+        "plan 4.5 (load test under failure conditions)",
+        0,
+    ),
+    req(
+        "4.5-mongo",
+        "under constant-rate load, MongoDB stopped or frozen: failures fast once the mongodb breaker is OPEN, answers back after the restore, liveness untouched",
+        "plan 4.5 (load test under failure conditions)",
+        0,
+    ),
+    req(
+        "4.5-redis",
+        "under constant-rate load, the cache Redis stopped or frozen: authorization keeps its latency and answers, the listing untouched",
+        "plan 4.5 (load test under failure conditions)",
+        0,
+    ),
+    req(
+        "4.5-kas",
+        "under constant-rate load, KAS stopped or frozen: answers fast again once the kas breaker is OPEN, none fails, the tail back after the restore, the listing untouched",
+        "plan 4.5 (load test under failure conditions)",
+        0,
+    ),
     // Phase 5.2, token trust: each is "refused on the first request", so none has a timing budget.
     req(
         "5.2-forged",
@@ -323,7 +358,80 @@ pub const DERIVED: &[Derived] = &[
         30,
         2,
     ),
+    derived(
+        "4.5 baseline",
+        "load before the fault, whose tail every later phase is held to: about 340 requests of the affected route at the default rate",
+        30,
+    ),
+    derived(
+        "4.5 open window",
+        "load held with the breaker OPEN before the restore: two thirds of the shortest open timeout (keycloak, kas: 30 s), so no HALF_OPEN probe falls inside it",
+        20,
+    ),
+    derived(
+        "4.5 fast again",
+        "from the fault to answers fast again: the breaker opens within 4.1's 30 s, and what it admitted before then ends within OPA's and KAS's 5 s client timeout",
+        35,
+    ),
+    derived(
+        "4.5 recovery",
+        "from the restore to answers fast and right again: the breaker re-admits calls at most its open timeout (60 s for opa and mongodb) after a last failure that came before the restore; its few successes come within a second of load",
+        60,
+    ),
+    derived(
+        "4.5 after",
+        "load held once the instance settled after the restore, its tail judged against the baseline's",
+        20,
+    ),
+    derived(
+        "4.5 tail slack",
+        "added to twice the baseline p99 to bound every later tail: under half of OPA's and KAS's 5 s client timeout, so a request that waited one out is over the bound for any baseline p99 under 1.5 s, while the noise of a busy machine is not",
+        2,
+    ),
+    derived(
+        "4.5 client timeout",
+        "how long the load waits for one answer: six times OPA's and KAS's 5 s client timeout, so a request that waits out a dependency still answers, and only one that hangs times out",
+        30,
+    ),
 ];
+
+/// A bound of phase 4.5 that is a number rather than a duration (a factor, a share of
+/// requests), with the reasoning that sets it. It does not scale with time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    pub id: &'static str,
+    pub reason: &'static str,
+    pub value: f64,
+}
+
+/// Phase 4.5's bounds that are not durations, stated in docs/load-under-failure.md with the derived budgets.
+pub const RATIOS: &[Ratio] = &[
+    Ratio {
+        id: "4.5 tail factor",
+        reason: "a tail within twice the baseline's p99 (plus the slack) is the same DIVE under the same load on the same machine, with nothing waiting on the failed dependency",
+        value: 2.0,
+    },
+    Ratio {
+        id: "4.5 damage with a fallback",
+        reason: "OPA, Keycloak, KAS and the cache Redis each have a fallback or are off the request path (contract section 8): no request may fail while one is down",
+        value: 0.0,
+    },
+    Ratio {
+        id: "4.5 damage without a fallback",
+        reason: "without MongoDB there is no resource to answer with and DIVE answers 500: every request may fail, and the damage is bounded in time instead, by 4.5 fast again",
+        value: 1.0,
+    },
+];
+
+/// Looks a ratio up by id; an unknown id is a mistake in the suite.
+#[track_caller]
+pub fn ratio(id: &str) -> f64 {
+    RATIOS
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no ratio `{id}` in the slo table"))
+        .value
+}
 
 /// Looks a requirement up by id.
 #[track_caller]
@@ -427,6 +535,22 @@ mod tests {
         assert!(
             std::panic::catch_unwind(|| budget("4.1-redis", 1.0)).is_err(),
             "no budget in the plan"
+        );
+    }
+
+    #[test]
+    fn load_bounds_are_data_and_never_shadow_each_other() {
+        assert_eq!(ratio("4.5 tail factor"), 2.0);
+        assert!(std::panic::catch_unwind(|| ratio("4.5 nope")).is_err());
+        assert_eq!(budget("4.5 open window", 0.1).limit, Duration::from_secs(2));
+        let names: Vec<&str> = RATIOS.iter().map(|r| r.id).collect();
+        assert!(names.iter().all(|n| DERIVED.iter().all(|d| d.id != *n)));
+        for id in ["4.5-opa", "4.5-kc", "4.5-mongo", "4.5-redis", "4.5-kas"] {
+            assert_eq!(requirement(id).budget, None, "4.5 judges with derived budgets");
+        }
+        assert!(
+            budget("4.5 open window", 1.0).limit < Duration::from_secs(30),
+            "shorter than the shortest open timeout"
         );
     }
 

@@ -19,6 +19,7 @@ use reqwest::Url;
 
 use crate::infra::exec::Exec;
 use crate::vocab::coalition::{self, DEFAULT_TEST_PASSWORD, HUB};
+use crate::vocab::slo::LOAD_TICK;
 
 /// What the tests run against.
 #[derive(Debug, Clone)]
@@ -163,6 +164,11 @@ pub struct Config {
     /// one for a live run of its own (`scripts/live-shaped`): `head-intended`, `dive-head`,
     /// `dive-v15a`.
     pub live_shaped: Option<String>,
+    /// Phase 4.5: requests per second the load sends to an instance (`DIVE_LOAD_RATE`).
+    pub load_rate: f64,
+    /// Phase 4.5: the most requests per second the harness may send while it loads an instance,
+    /// its health polls included (`DIVE_LOAD_MAX_RATE`; [`LOAD_RATE_CAP`] unless lifted).
+    pub load_max_rate: f64,
     /// Phase 4.4's chaos: which schedule runs, and whether it may run on a live DIVE.
     pub chaos: ChaosConfig,
 }
@@ -177,6 +183,23 @@ pub struct ChaosConfig {
     /// `DIVE_CHAOS_SCHEDULE`: a journaled schedule (JSON) to replay exactly, a shrunk one included.
     pub schedule: Option<PathBuf>,
 }
+
+/// The load a shared deployment gets by default, in requests per second: with the health polls
+/// of a scenario under load (one every [`LOAD_TICK`]) the harness sends 20 a second in all.
+pub const DEFAULT_LOAD_RATE: f64 = 15.0;
+
+/// The cap on what the harness sends while it loads a target, polls included, unless
+/// `DIVE_LOAD_MAX_RATE` lifts it: the design's 20 requests a second to a shared target.
+pub const LOAD_RATE_CAP: f64 = 20.0;
+
+/// The most `DIVE_LOAD_MAX_RATE` may allow: the highest rate at which the generator's schedule
+/// lag held under 1 ms at p99 on a two-core machine (docs/load-under-failure.md); it keeps pace
+/// far beyond that, so the generator is never the bottleneck.
+pub const LOAD_RATE_CEILING: f64 = 1_000.0;
+
+/// The least load rate: each of a scenario's two streams (a quarter goes to the unrelated route)
+/// must put a request in every one-second window.
+pub const MIN_LOAD_RATE: f64 = 4.0;
 
 /// One bad variable: which one, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +344,7 @@ impl Config {
             },
         };
 
+        let (load_rate, load_max_rate) = load_rates(get("DIVE_LOAD_RATE"), get("DIVE_LOAD_MAX_RATE"))?;
         let chaos = ChaosConfig {
             live: flag("DIVE_CHAOS")?,
             seed: match get("DIVE_CHAOS_SEED") {
@@ -355,6 +379,8 @@ impl Config {
         Ok(Config {
             target,
             time_scale,
+            load_rate,
+            load_max_rate,
             state_dir,
             ci: get("CI").is_some_and(|v| v != "0" && v != "false"),
             dry_run: flag("DIVE_DRY_RUN")?,
@@ -401,6 +427,54 @@ impl Config {
             Target::Live(_) => None,
         }
     }
+}
+
+/// `DIVE_LOAD_RATE` and `DIVE_LOAD_MAX_RATE`: the load's rate, and the cap on everything the
+/// harness sends while it loads (the load plus its health polls), which only an explicit
+/// `DIVE_LOAD_MAX_RATE` lifts.
+fn load_rates(rate: Option<&str>, max: Option<&str>) -> Result<(f64, f64), ConfigError> {
+    let number = |var: &str, raw: &str, range: &str, ok: &dyn Fn(f64) -> bool| -> Result<f64, ConfigError> {
+        match raw.parse::<f64>() {
+            Ok(n) if n.is_finite() && ok(n) => Ok(n),
+            _ => Err(bad(
+                var,
+                format!("`{raw}` is not a number of requests per second {range}"),
+            )),
+        }
+    };
+    let max_rate = match max {
+        None => LOAD_RATE_CAP,
+        Some(raw) => number(
+            "DIVE_LOAD_MAX_RATE",
+            raw,
+            &format!("in (0, {LOAD_RATE_CEILING}]; the generator holds no more"),
+            &|n| n > 0.0 && n <= LOAD_RATE_CEILING,
+        )?,
+    };
+    let rate = match rate {
+        None => DEFAULT_LOAD_RATE,
+        Some(raw) => number(
+            "DIVE_LOAD_RATE",
+            raw,
+            &format!("of at least {MIN_LOAD_RATE}; the default is {DEFAULT_LOAD_RATE}"),
+            &|n| n >= MIN_LOAD_RATE,
+        )?,
+    };
+    let polls = 1.0 / LOAD_TICK.as_secs_f64();
+    if rate + polls > max_rate {
+        let fix = if max.is_some() {
+            "lower it or raise DIVE_LOAD_MAX_RATE"
+        } else {
+            "lower it, or lift the cap deliberately with DIVE_LOAD_MAX_RATE"
+        };
+        return Err(bad(
+            "DIVE_LOAD_RATE",
+            format!(
+                "{rate} requests/s plus {polls} health polls/s is over the cap of {max_rate}/s a shared deployment gets; {fix}"
+            ),
+        ));
+    }
+    Ok((rate, max_rate))
 }
 
 /// The spokes named in `DIVE_SPOKES`, in their canonical spelling: codes DIVE knows (NATO,

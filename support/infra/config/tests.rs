@@ -273,6 +273,70 @@ fn chaos_takes_a_seed_or_a_schedule_and_runs_live_only_when_asked() {
 }
 
 #[test]
+fn the_load_rate_defaults_under_the_cap_with_its_polls() {
+    let c = cfg(&[]).expect("valid");
+    assert_eq!((c.load_rate, c.load_max_rate), (DEFAULT_LOAD_RATE, LOAD_RATE_CAP));
+    assert!(c.load_rate + 1.0 / LOAD_TICK.as_secs_f64() <= c.load_max_rate);
+    assert_eq!(
+        live(&[]).map(|c| c.load_rate).ok(),
+        Some(DEFAULT_LOAD_RATE),
+        "the same on a live target"
+    );
+}
+
+#[rstest::rstest]
+#[case("fast")]
+#[case("0")]
+#[case("-3")]
+#[case("NaN")]
+#[case("2")]
+fn a_load_rate_that_is_not_a_rate_is_refused(#[case] bad: &str) {
+    fails_on(
+        &[("DIVE_LOAD_RATE", bad)],
+        "DIVE_LOAD_RATE",
+        "is not a number of requests per second",
+    );
+}
+
+#[test]
+fn the_cap_holds_unless_explicitly_lifted() {
+    fails_on(
+        &[("DIVE_LOAD_RATE", "20")],
+        "DIVE_LOAD_RATE",
+        "20 requests/s plus 4 health polls/s is over the cap of 20/s a shared deployment gets; lower it, or lift the cap deliberately with DIVE_LOAD_MAX_RATE",
+    );
+    refused(
+        live(&[("DIVE_LOAD_RATE", "200")]),
+        "DIVE_LOAD_RATE",
+        "over the cap of 20/s",
+    );
+    let lifted = cfg(&[("DIVE_LOAD_RATE", "200"), ("DIVE_LOAD_MAX_RATE", "250")]).expect("lifted on purpose");
+    assert_eq!((lifted.load_rate, lifted.load_max_rate), (200.0, 250.0));
+    fails_on(
+        &[("DIVE_LOAD_RATE", "300"), ("DIVE_LOAD_MAX_RATE", "250")],
+        "DIVE_LOAD_RATE",
+        "over the cap of 250/s a shared deployment gets; lower it or raise DIVE_LOAD_MAX_RATE",
+    );
+    assert_eq!(
+        cfg(&[("DIVE_LOAD_RATE", "8")]).map(|c| c.load_rate),
+        Ok(8.0),
+        "lower is always allowed"
+    );
+}
+
+#[rstest::rstest]
+#[case("many")]
+#[case("0")]
+#[case("5000")]
+fn a_cap_that_is_not_a_rate_the_generator_holds_is_refused(#[case] bad: &str) {
+    fails_on(
+        &[("DIVE_LOAD_MAX_RATE", bad)],
+        "DIVE_LOAD_MAX_RATE",
+        "is not a number of requests per second in (0, 1000]",
+    );
+}
+
+#[test]
 fn a_run_id_names_one_folder_inside_the_state_folder() {
     assert_eq!(
         cfg(&[("DIVE_RUN_ID", "live-2026")]).map(|c| c.run_id),

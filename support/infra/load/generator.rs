@@ -6,11 +6,10 @@
 //! rather than as fewer requests (wrk2's correction for coordinated omission). What is sent is
 //! the caller's: the generator knows sequence numbers, times and outcomes, never HTTP.
 
-use std::fmt;
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -18,8 +17,9 @@ use tokio::time::Instant;
 use super::outcome::Outcome;
 use super::outcome::Record;
 use super::record::Recorder;
-use super::summary::{Latencies, micros, millis};
+use super::summary::Latencies;
 use crate::infra::poll;
+pub use crate::vocab::load::Lag;
 
 /// A run longer than this is refused: load on a shared target is bounded, and the histograms
 /// hold latencies up to an hour.
@@ -77,53 +77,35 @@ pub struct Run {
     pub lag: Lag,
 }
 
-/// How late the generator came to each request's turn (actual start minus due time), read from
-/// its own histogram: when it fell behind its schedule and by how much.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Lag {
-    /// Scheduling steps taken: one per record, dropped requests included.
-    pub steps: u64,
-    #[serde(rename = "p50_us", serialize_with = "micros")]
-    pub p50: Duration,
-    #[serde(rename = "p99_us", serialize_with = "micros")]
-    pub p99: Duration,
-    #[serde(rename = "max_us", serialize_with = "micros")]
-    pub max: Duration,
-    /// Steps that came more than [`LATE`] after their due time.
-    pub late: u64,
-    /// Due time of the first late request, from the start.
-    #[serde(rename = "first_late_ms", serialize_with = "maybe_millis")]
-    pub first_late: Option<Duration>,
-}
+/// Raised once for the whole process: a signal arrived, and no load may send another request.
+static HALT: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::channel(false).0);
 
-impl Lag {
-    pub fn fell_behind(&self) -> bool {
-        self.late > 0
-    }
-}
-
-impl fmt::Display for Lag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (p50, p99, max) = (millis(self.p50), millis(self.p99), millis(self.max));
-        write!(f, "schedule lag p50 {p50}, p99 {p99}, max {max}")?;
-        match self.first_late {
-            Some(at) => write!(
-                f,
-                "; fell behind: {} of {} requests started more than 1 ms late, first at {:.1} s",
-                self.late,
-                self.steps,
-                at.as_secs_f64()
-            ),
-            None => write!(f, "; kept the schedule for all {} requests", self.steps),
-        }
-    }
+/// Stops every load of this process at once, for good: no request starts after it. The signal
+/// handler calls it before it restores the faults this process holds.
+pub fn halt_all() {
+    HALT.send_replace(true);
 }
 
 /// Runs `plan`, calling `send(seq)` for each request at its due time, until the duration has
-/// elapsed or `stop` turns true. Dropping the sender of `stop` stops the load too: the scenario
-/// that owned it is over. On stop, no new request starts; those in flight are awaited, each for
-/// at most its own timeout, so their outcomes are known rather than guessed.
-pub async fn run<S, F>(plan: &Plan, mut stop: watch::Receiver<bool>, mut send: S) -> Result<Run, String>
+/// elapsed, `stop` turns true or the process halts every load ([`halt_all`]). Dropping the sender
+/// of `stop` stops the load too: the scenario that owned it is over. On stop, no new request
+/// starts; those in flight are awaited, each for at most its own timeout, so their outcomes are
+/// known rather than guessed.
+pub async fn run<S, F>(plan: &Plan, stop: watch::Receiver<bool>, send: S) -> Result<Run, String>
+where
+    S: FnMut(u64) -> F,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    run_halting(plan, stop, HALT.subscribe(), send).await
+}
+
+/// [`run`], halted by `halt` rather than by the process's own flag (so a test can halt one run).
+async fn run_halting<S, F>(
+    plan: &Plan,
+    mut stop: watch::Receiver<bool>,
+    mut halt: watch::Receiver<bool>,
+    mut send: S,
+) -> Result<Run, String>
 where
     S: FnMut(u64) -> F,
     F: Future<Output = Outcome> + Send + 'static,
@@ -139,6 +121,7 @@ where
         tokio::select! {
             biased;
             () = stopped(&mut stop) => break,
+            () = stopped(&mut halt) => break,
             () = poll::until(due) => {}
         }
         // Collect what finished before counting what is outstanding.
@@ -240,13 +223,6 @@ impl LagRecorder {
             late: self.late,
             first_late: self.first_late,
         }
-    }
-}
-
-fn maybe_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        None => s.serialize_none(),
     }
 }
 
@@ -360,6 +336,27 @@ mod tests {
         assert!(
             orphaned.recorder.records().is_empty(),
             "a closed stop channel stops the load"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_halt_stops_the_load_as_a_stop_does() {
+        let start = Instant::now();
+        let (_keep_running, stop) = watch::channel(false);
+        let (halt, halted) = watch::channel(false);
+        let answer = |_| answer_after(ms(40));
+        let load =
+            tokio::spawn(
+                async move { run_halting(&plan(20.0, ms(60_000), 100, ms(1000)), stop, halted, answer).await },
+            );
+        poll::until(start + ms(275)).await;
+        halt.send_replace(true);
+        let halted_run = load.await.expect("no panic").expect("a valid plan");
+        assert_eq!(halted_run.recorder.records().len(), 6, "due at 0, 50, ..., 250 ms");
+        assert_eq!(
+            start.elapsed(),
+            ms(290),
+            "the one in flight still answered, 40 ms after 250 ms"
         );
     }
 

@@ -37,12 +37,35 @@ impl Recorder {
     /// window holding `at` is already such a window; `None` when the run never settled (or
     /// ended before `at`). The p99 is read from the histogram, so it is exact to 3 digits.
     pub fn fast_again_after(&self, at: Instant, bound: Duration) -> Option<Duration> {
+        self.lasting_from(at, None, |w| is_fast(w, bound))
+    }
+
+    /// [`Recorder::fast_again_after`], counting only the windows that start before `until` (the
+    /// fault's end: what came after it is recovery, judged on its own).
+    pub fn fast_again_between(&self, at: Instant, until: Instant, bound: Duration) -> Option<Duration> {
+        self.lasting_from(at, Some(until), |w| is_fast(w, bound))
+    }
+
+    /// From `at`, how long until answers were fast and right again: as
+    /// [`Recorder::fast_again_after`], and every request of every later window answered OK.
+    pub fn recovered_after(&self, at: Instant, bound: Duration) -> Option<Duration> {
+        self.lasting_from(at, None, |w| is_fast(w, bound) && w.outcomes.failed() == 0)
+    }
+
+    /// The time from `at` to the first window from which `good` holds for every window that
+    /// starts before `until` (or to the end of the run).
+    fn lasting_from(&self, at: Instant, until: Option<Instant>, good: impl Fn(&Window) -> bool) -> Option<Duration> {
         let from = self.offset(at);
         let windows = self.windows();
         let first = usize::try_from(from.as_secs()).ok()?;
-        let tail = windows.get(first..)?;
-        let fast_at_end = tail.iter().rev().take_while(|w| is_fast(w, bound)).count();
-        let settled = tail.get(tail.len() - fast_at_end)?;
+        let end = match until.map(|u| self.offset(u)) {
+            Some(to) if to <= from => return None,
+            Some(to) => windows.partition_point(|w| w.start < to),
+            None => windows.len(),
+        };
+        let tail = windows.get(first..end)?;
+        let good_at_end = tail.iter().rev().take_while(|w| good(w)).count();
+        let settled = tail.get(tail.len() - good_at_end)?;
         Some(settled.start.saturating_sub(from))
     }
 
@@ -120,6 +143,45 @@ mod tests {
         assert_eq!(recorder.fast_again_after(at(12_000), bound), None, "after the run");
         let never = synthetic(start, &[(0, 10), (1500, 900)]);
         assert_eq!(never.fast_again_after(at(0), bound), None, "still slow at the end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fast_again_within_a_span_and_recovered_needs_right_answers_too() {
+        let start = Instant::now();
+        let recorder = outage(start);
+        let bound = Duration::from_millis(50);
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(
+            recorder.fast_again_between(at(2300), at(5000), bound),
+            Some(Duration::from_millis(1700)),
+            "the straggler at 5.5 s is after the span"
+        );
+        assert_eq!(
+            recorder.fast_again_between(at(2300), at(3500), bound),
+            None,
+            "slow to the end of the span"
+        );
+        assert_eq!(
+            recorder.fast_again_between(at(2300), at(2000), bound),
+            None,
+            "an empty span"
+        );
+        let mut failing = outage(start);
+        let mut records = failing.records().to_vec();
+        records[80].outcome = crate::infra::load::outcome::Outcome::ServerError(500);
+        failing = Recorder::new(start);
+        for r in records {
+            failing.push(r);
+        }
+        assert_eq!(
+            failing.recovered_after(at(4000), bound),
+            Some(Duration::from_millis(5000)),
+            "a fast 500 at 8 s is not recovered"
+        );
+        assert_eq!(
+            failing.fast_again_after(at(4000), bound),
+            Some(Duration::from_millis(2000))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ pub mod summary;
 #[cfg(test)]
 mod capacity;
 
-pub use generator::{Lag, Plan, Run, run};
+pub use generator::{LATE, Lag, Plan, Run, halt_all, run};
 pub use outcome::{Class, Counts, Outcome, Record};
-pub use record::Recorder;
+pub use record::{Recorder, WINDOW};
 pub use summary::{Latency, Summary, Window};

@@ -1,11 +1,10 @@
-//! What became of one request under load, in the classes of the traffic tally plus the three
-//! that only load can produce (cache hit, timeout, dropped), and counts of them.
+//! What became of one request under load, in the classes of the traffic tally plus those that
+//! only load can produce (cache hit, timeout, dropped). The classes and their counts are
+//! vocabulary ([`crate::vocab::load`]), since journals carry them.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+pub use crate::vocab::load::{Class, Counts};
 
 /// What became of one scheduled request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +21,8 @@ pub enum Outcome {
     NotFound,
     /// 5xx, with its status.
     ServerError(u16),
+    /// A 2xx of a route that decides nothing (a listing, liveness).
+    Answered { status: u16 },
     /// Any other status: counted rather than lost, so every scheduled request has a class.
     Other(u16),
     /// No answer within the plan's client timeout.
@@ -33,8 +34,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies an HTTP answer; the caller says whether DIVE marked it as a fallback or a
-    /// cache hit.
+    /// Classifies an answer of the authorization route; the caller says whether DIVE marked it
+    /// as a fallback or a cache hit.
     pub fn of_answer(status: u16, fallback: bool, cache_hit: bool) -> Outcome {
         match status {
             200 | 403 if fallback => Outcome::Fallback,
@@ -47,9 +48,18 @@ impl Outcome {
         }
     }
 
+    /// Classifies an answer of a route that decides nothing: any 2xx is an answer.
+    pub fn of_plain_answer(status: u16) -> Outcome {
+        match status {
+            200..=299 => Outcome::Answered { status },
+            _ => Outcome::of_answer(status, false, false),
+        }
+    }
+
     pub fn class(self) -> Class {
         match self {
             Outcome::Decided { .. } => Class::Decided,
+            Outcome::Answered { .. } => Class::Answered,
             Outcome::Fallback => Class::Fallback,
             Outcome::CacheHit => Class::CacheHit,
             Outcome::Unauthorized => Class::Unauthorized,
@@ -60,78 +70,6 @@ impl Outcome {
             Outcome::NoAnswer => Class::NoAnswer,
             Outcome::Dropped => Class::Dropped,
         }
-    }
-}
-
-/// An [`Outcome`] without its status code: the unit that is counted and judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    Decided,
-    Fallback,
-    CacheHit,
-    Unauthorized,
-    NotFound,
-    ServerError,
-    Other,
-    Timeout,
-    NoAnswer,
-    Dropped,
-}
-
-impl Class {
-    /// Authorization answered: by OPA, by the local fallback or from the cache. A 403 is an
-    /// answer too; everything else is a failure the user felt.
-    pub fn answered_ok(self) -> bool {
-        matches!(self, Class::Decided | Class::Fallback | Class::CacheHit)
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Class::Decided => "decided",
-            Class::Fallback => "fallback",
-            Class::CacheHit => "cache hit",
-            Class::Unauthorized => "x 401",
-            Class::NotFound => "x 404",
-            Class::ServerError => "x 5xx",
-            Class::Other => "other status",
-            Class::Timeout => "timed out",
-            Class::NoAnswer => "unanswered",
-            Class::Dropped => "dropped",
-        }
-    }
-}
-
-/// How many requests fell in each class; classes that never occurred are absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Counts(BTreeMap<Class, u64>);
-
-impl Counts {
-    pub fn add(&mut self, class: Class) {
-        *self.0.entry(class).or_default() += 1;
-    }
-
-    pub fn get(&self, class: Class) -> u64 {
-        self.0.get(&class).copied().unwrap_or(0)
-    }
-
-    pub fn total(&self) -> u64 {
-        self.0.values().sum()
-    }
-}
-
-impl fmt::Display for Counts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("no requests");
-        }
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|(class, n)| format!("{n} {}", class.label()))
-            .collect();
-        f.write_str(&parts.join(", "))
     }
 }
 
@@ -165,5 +103,8 @@ mod tests {
             counts.add(class);
         }
         assert_eq!(counts.to_string(), "2 decided, 1 fallback, 1 x 5xx");
+        assert_eq!(Outcome::of_plain_answer(200).class(), Class::Answered);
+        assert_eq!(Outcome::of_plain_answer(503).class(), Class::ServerError);
+        assert_eq!(counts.failed(), 1);
     }
 }

@@ -18,7 +18,8 @@ pub struct Recorder {
     phases: Vec<(Duration, String)>,
 }
 
-const WINDOW: Duration = Duration::from_secs(1);
+/// The length of one window of [`Recorder::windows`].
+pub const WINDOW: Duration = Duration::from_secs(1);
 
 impl Recorder {
     /// An empty history of a run whose schedule starts at `start`.
@@ -56,6 +57,11 @@ impl Recorder {
         let offset = self.offset(at);
         let place = self.phases.partition_point(|(start, _)| *start <= offset);
         self.phases.insert(place, (offset, name.to_string()));
+    }
+
+    /// Every phase mark: (start from the run's start, name), in time order.
+    pub fn marks(&self) -> impl Iterator<Item = (Duration, &str)> + '_ {
+        self.phases.iter().map(|(start, name)| (*start, name.as_str()))
     }
 
     /// The phase a request intended at `intended` belongs to.
@@ -113,6 +119,21 @@ impl Recorder {
                 }
             })
             .collect()
+    }
+
+    /// The earliest intended send time, as an instant, of a request still waiting for its answer
+    /// at `at` (sent before it, answered or given up after it; a dropped one never waited), or
+    /// `at` itself when none was. A fault that begins at `at` reaches those requests too, so
+    /// its phase begins there: a request frozen with MongoDB is the fault's damage, not the
+    /// baseline's.
+    pub fn in_flight_since(&self, at: Instant) -> Instant {
+        let offset = self.offset(at);
+        self.records
+            .iter()
+            .filter(|r| r.intended < offset && r.latency.is_some_and(|l| r.intended + l > offset))
+            .map(|r| self.start + r.intended)
+            .min()
+            .unwrap_or(at)
     }
 
     /// `at` as an offset from the start of the schedule; instants before it count as its start.
@@ -182,6 +203,24 @@ pub(super) mod tests {
             "a mark starts its phase"
         );
         assert_eq!(recorder.summary("fault").outcomes.get(Class::Decided), 15);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_reaches_back_to_the_requests_still_in_flight() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let recorder = synthetic(start, &[(0, 10), (100, 3000), (200, 5), (250, 900), (400, 10)]);
+        assert_eq!(
+            recorder.in_flight_since(at(300)),
+            at(100),
+            "the one frozen since 100 ms"
+        );
+        assert_eq!(recorder.in_flight_since(at(3500)), at(3500), "nothing in flight then");
+        assert_eq!(
+            recorder.in_flight_since(at(3100)),
+            at(3100),
+            "one answered at that very moment was done"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,6 +2,7 @@
 //! fallback), key release through KAS, and the resource routes.
 
 use super::*;
+use crate::infra::poll;
 
 impl Backend {
     /// A MongoDB operation: one pooled connection, through the mongodb breaker when wired.
@@ -86,8 +87,14 @@ impl Backend {
             let reason = v["result"]["reason"].as_str().unwrap_or_default().to_string();
             Ok((allow, reason))
         };
-        let opa = self.through(Breaker::Opa, !self.cfg.behaviour.opa_breaker_bypassed, call);
-        let (decision, reason, source) = match opa.await {
+        let opa = self
+            .through(Breaker::Opa, !self.cfg.behaviour.opa_breaker_bypassed, call)
+            .await;
+        if matches!(opa, Err(CallError::Rejected)) && self.cfg.behaviour.open_breaker_waits {
+            // R9: the breaker knows OPA is down, and the request waits for OPA all the same.
+            poll::until(tokio::time::Instant::now() + self.timeout(5000)).await;
+        }
+        let (decision, reason, source) = match opa {
             Ok((allow, reason)) => {
                 let decision = if allow { Decision::Allow } else { Decision::Deny };
                 if self.cfg.behaviour.decision_cache
@@ -184,6 +191,10 @@ pub(super) async fn list_resources(
         Ok((_, claims)) => claims,
         Err(denied) => return denied,
     };
+    if b.cfg.behaviour.failure_slows_listing && b.stats(Breaker::Opa).state != BreakerState::Closed {
+        // R10: the listing never asks OPA, and waits as long as a request that does.
+        poll::until(tokio::time::Instant::now() + b.timeout(5000)).await;
+    }
     let docs = match b.mongo("/resources").await {
         Ok(Some(r)) => match r.json::<Vec<StoredResource>>().await {
             Ok(docs) => docs,

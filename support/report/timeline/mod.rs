@@ -1,10 +1,12 @@
 //! The timeline picture of one scenario: a self-contained SVG drawn from its journal alone. Time
 //! runs left to right; each lane is one thing the polls watched (overall health and every breaker
-//! per instance, then each alert), coloured by its state; the fault window is shaded; every
-//! measured latency is a solid line and its budget a dashed one. Elements carry `class` and
-//! `data-*` attributes (state, times in ms) so tests and tools can read the picture back.
+//! per instance, then each alert), coloured by its state; under load (phase 4.5) each stream adds
+//! its latency over time and its outcomes; the fault window is shaded; every measured latency is a
+//! solid line and its budget a dashed one. Elements carry `class` and `data-*` attributes (state,
+//! times in ms) so tests and tools can read the picture back.
 
 mod lanes;
+mod load;
 mod parts;
 #[cfg(test)]
 mod tests;
@@ -89,6 +91,10 @@ struct Layout {
     plot_w: f64,
     title_h: f64,
     lanes_top: f64,
+    /// Where the load lanes begin, under the state lanes.
+    load_top: f64,
+    /// The row of scenario steps, under the load lanes.
+    steps_y: f64,
     lanes_bottom: f64,
     axis_y: f64,
     legend_y: f64,
@@ -105,12 +111,14 @@ impl Layout {
             .max()
             .unwrap_or(0);
         // A little room on the right so the last change is visible as a band, not a line.
-        let end_ms = (last_event.max(marker_end) as f64 * 1.04).max(1_000.0) as u64;
+        let end_ms = (last_event.max(marker_end).max(load::end_ms(j)) as f64 * 1.04).max(1_000.0) as u64;
         let title_h = 64.0;
         let fault_label_h = if has_faults { LABEL_ROW_H } else { 0.0 };
         let lanes_top = title_h + j.measurements.len() as f64 * LABEL_ROW_H + fault_label_h + 8.0;
         let events_lane_h = 40.0;
-        let lanes_bottom = lanes_top + lanes as f64 * (LANE_H + LANE_GAP) + events_lane_h;
+        let load_top = lanes_top + lanes as f64 * (LANE_H + LANE_GAP);
+        let steps_y = load_top + load::height(j);
+        let lanes_bottom = steps_y + events_lane_h;
         let axis_y = lanes_bottom + 4.0;
         let legend_y = axis_y + 52.0;
         let height = legend_y + 24.0 + j.findings.len() as f64 * 16.0 + 12.0;
@@ -119,6 +127,8 @@ impl Layout {
             plot_w: WIDTH - LEFT - RIGHT,
             title_h,
             lanes_top,
+            load_top,
+            steps_y,
             lanes_bottom,
             axis_y,
             legend_y,
@@ -151,8 +161,9 @@ pub fn render(j: &Journal) -> String {
     parts::title(&mut s, j);
     parts::grid(&mut s, &l);
     parts::lane_bands(&mut s, &l, &lanes);
+    load::lanes(&mut s, &l, j);
     parts::fault_windows(&mut s, &l, &windows);
-    parts::steps(&mut s, &l, j, lanes.len());
+    parts::steps(&mut s, &l, j);
     parts::measurements(&mut s, &l, j);
     parts::legend(&mut s, &l);
     parts::findings(&mut s, &l, &findings);

@@ -143,10 +143,9 @@ pub(super) fn fault_windows(s: &mut String, l: &Layout, windows: &[FaultWindow])
 }
 
 /// The scenario's steps (preflight, fault, restore, postcheck) as ticks with labels.
-pub(super) fn steps(s: &mut String, l: &Layout, j: &Journal, lanes: usize) {
-    let Layout { lanes_top, .. } = *l;
+pub(super) fn steps(s: &mut String, l: &Layout, j: &Journal) {
     let x = |t: u64| l.x(t);
-    let ev_y = lanes_top + lanes as f64 * (LANE_H + LANE_GAP);
+    let ev_y = l.steps_y;
     let _ = write!(
         s,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{INK}">scenario steps</text>"#,

@@ -224,6 +224,146 @@ fn ticks_stay_about_a_dozen() {
     assert_eq!(tick_step_ms(1_500_000), 120_000);
 }
 
+/// 4.5-opa as a run journals it: the opa journal, with a stream of load from 0.5 s whose
+/// second window is slow and half fallback.
+fn load_journal() -> Journal {
+    use crate::vocab::load::{Class, Counts, Lag, Latency, LoadReport, PhaseMark, Route, Summary, Window};
+    use std::time::Duration;
+    let latency = |p50, p99, max| Latency {
+        count: 10,
+        p50: Duration::from_millis(p50),
+        p90: Duration::from_millis(p99),
+        p99: Duration::from_millis(p99),
+        p999: Duration::from_millis(max),
+        max: Duration::from_millis(max),
+    };
+    let counts = |decided: u64, fallback: u64| {
+        let mut c = Counts::default();
+        (0..decided).for_each(|_| c.add(Class::Decided));
+        (0..fallback).for_each(|_| c.add(Class::Fallback));
+        c
+    };
+    let window = |s: u64, l: Latency, o: Counts| Window {
+        start: Duration::from_secs(s),
+        requests: o.total(),
+        latency: l,
+        outcomes: o,
+    };
+    let summary = Summary {
+        phase: "baseline".into(),
+        requests: 10,
+        latency: latency(4, 9, 9),
+        ok: latency(4, 9, 9),
+        outcomes: counts(10, 0),
+    };
+    let mut j = opa_journal();
+    j.load = vec![LoadReport {
+        stream: "affected".into(),
+        route: Route::Resource,
+        rate: 10.0,
+        start_ms: 500,
+        marks: vec![
+            PhaseMark {
+                phase: "baseline".into(),
+                at_ms: 500,
+            },
+            PhaseMark {
+                phase: "fault".into(),
+                at_ms: 1_200,
+            },
+        ],
+        phases: vec![summary.clone()],
+        overall: summary,
+        windows: vec![
+            window(0, latency(4, 9, 9), counts(10, 0)),
+            window(1, latency(900, 1_000, 1_020), counts(5, 5)),
+            window(2, latency(3, 8, 8), counts(0, 10)),
+        ],
+        lag: Lag {
+            steps: 30,
+            p50: Duration::from_micros(60),
+            p99: Duration::from_micros(300),
+            max: Duration::from_micros(900),
+            late: 0,
+            first_late: None,
+        },
+    }];
+    j
+}
+
+#[test]
+fn load_lanes_show_latency_and_outcomes_inside_the_fault_window() {
+    let svg = render(&load_journal());
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed");
+    let class_is = |n: &roxmltree::Node, c: &str| attr(n, "class").split(' ').any(|x| x == c);
+    let lane = |label: &str| {
+        doc.descendants()
+            .find(|n| class_is(n, "lane") && attr(n, "data-lane") == label)
+            .unwrap_or_else(|| panic!("a lane `{label}`"))
+    };
+    let latency = lane("affected latency");
+    assert_eq!(attr(&latency, "data-route"), "GET /api/resources/:id");
+    assert_eq!(
+        ms_attr(&latency, "data-ceiling-ms"),
+        10_000,
+        "a power of ten over the slowest"
+    );
+    let windows: Vec<(u64, u64)> = latency
+        .children()
+        .filter(|n| class_is(n, "window"))
+        .map(|n| (ms_attr(&n, "data-t-ms"), ms_attr(&n, "data-p99-us")))
+        .collect();
+    assert_eq!(windows, [(500, 9_000), (1_500, 1_000_000), (2_500, 8_000)]);
+    for line in ["p50", "p99", "max"] {
+        assert!(latency.children().any(|n| class_is(&n, line)), "a {line} line");
+    }
+    let phases: Vec<(&str, u64)> = latency
+        .descendants()
+        .filter(|n| class_is(n, "phase"))
+        .map(|n| (attr(&n, "data-phase"), ms_attr(&n, "data-t-ms")))
+        .collect();
+    assert_eq!(phases, [("baseline", 500), ("fault", 1_200)]);
+    let outcomes: Vec<(u64, &str, u64)> = lane("affected outcomes")
+        .children()
+        .filter(|n| class_is(n, "outcome"))
+        .map(|n| {
+            (
+                ms_attr(&n, "data-t-ms"),
+                attr(&n, "data-class"),
+                ms_attr(&n, "data-count"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (500, "decided", 10),
+            (1_500, "decided", 5),
+            (1_500, "fallback", 5),
+            (2_500, "fallback", 10)
+        ]
+    );
+    // The fault's shade covers the load lanes; the steps row sits under them.
+    let fault = doc
+        .descendants()
+        .find(|n| class_is(n, "fault"))
+        .expect("a fault window");
+    let shade = fault.children().find(|n| n.has_tag_name("rect")).expect("its shade");
+    let bottom = attr(&shade, "y").parse::<f64>().unwrap_or_default()
+        + attr(&shade, "height").parse::<f64>().unwrap_or_default();
+    let outcome_lane_bottom = lane("affected outcomes")
+        .children()
+        .find(|n| n.has_tag_name("rect"))
+        .map(|r| attr(&r, "y").parse::<f64>().unwrap_or_default() + LANE_H)
+        .expect("the lane's frame");
+    assert!(bottom > outcome_lane_bottom, "{bottom} over {outcome_lane_bottom}");
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+    assert!(
+        texts.contains(&"timed out") && texts.contains(&"p99"),
+        "the load legend"
+    );
+}
+
 #[test]
 fn many_instances_that_never_changed_share_one_lane() {
     let mut j = Journal::new("5.1-isolate", "one spoke down", "reference (intended)");
