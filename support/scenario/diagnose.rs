@@ -52,10 +52,19 @@ pub fn breaker_did_not_open(
             "the fault never took effect: the backend still reports {breaker} {dependency:?} while it should be down"
         ));
     }
-    if breaker == Breaker::Opa && traffic.decided > 0 && traffic.through_opa_breaker() == 0 {
-        return Finding::fail(format!(
-            "every decided answer came from DIVE's decision cache ({traffic}): no call reached OPA or its breaker; the traffic needs decisions the cache does not hold"
-        ));
+    // Calls the cache answered never reach OPA: with fewer calls through the breaker than its
+    // threshold it could not open, and nothing about the breaker can be concluded.
+    if breaker == Breaker::Opa && traffic.decided > 0 && traffic.through_opa_breaker() < threshold as usize {
+        let reached = traffic.through_opa_breaker();
+        return Finding::precondition(if reached == 0 {
+            format!(
+                "every decided answer came from DIVE's decision cache ({traffic}): no call reached OPA or its breaker; the traffic needs decisions the cache does not hold"
+            )
+        } else {
+            format!(
+                "only {reached} calls reached OPA, fewer than the {threshold} that open its breaker: the rest came from DIVE's decision cache ({traffic}); the traffic needs decisions the cache does not hold"
+            )
+        });
     }
     let Some(stats) = last else {
         return Finding::fail(format!("the health API reported no breaker stats ({traffic})"));
@@ -453,6 +462,9 @@ mod tests {
         let all_cached = breaker_did_not_open(Breaker::Opa, closed, DOWN, tally(40, 40, 0, 40, 0), 5);
         assert_eq!(all_cached.defect, None, "{all_cached}");
         assert!(all_cached.message.contains("decision cache"), "{all_cached}");
+        assert_eq!(all_cached.severity, Severity::Precondition, "nothing to judge: {all_cached}");
+        let two_reached = breaker_did_not_open(Breaker::Opa, Some(stats(BreakerState::Closed, 1)), DOWN, tally(40, 40, 2, 38, 0), 5);
+        assert_eq!((two_reached.defect, two_reached.severity), (None, Severity::Precondition), "{two_reached}");
         let no_fallback = breaker_did_not_open(Breaker::Opa, closed, DOWN, tally(40, 0, 0, 0, 40), 5);
         assert_eq!(no_fallback.defect, None, "5xx are not the breaker's: {no_fallback}");
         let still_up = breaker_did_not_open(Breaker::Opa, closed, Some(Probe::Up), tally(40, 40, 40, 0, 0), 5);
