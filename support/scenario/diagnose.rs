@@ -462,9 +462,23 @@ mod tests {
         let all_cached = breaker_did_not_open(Breaker::Opa, closed, DOWN, tally(40, 40, 0, 40, 0), 5);
         assert_eq!(all_cached.defect, None, "{all_cached}");
         assert!(all_cached.message.contains("decision cache"), "{all_cached}");
-        assert_eq!(all_cached.severity, Severity::Precondition, "nothing to judge: {all_cached}");
-        let two_reached = breaker_did_not_open(Breaker::Opa, Some(stats(BreakerState::Closed, 1)), DOWN, tally(40, 40, 2, 38, 0), 5);
-        assert_eq!((two_reached.defect, two_reached.severity), (None, Severity::Precondition), "{two_reached}");
+        assert_eq!(
+            all_cached.severity,
+            Severity::Precondition,
+            "nothing to judge: {all_cached}"
+        );
+        let two_reached = breaker_did_not_open(
+            Breaker::Opa,
+            Some(stats(BreakerState::Closed, 1)),
+            DOWN,
+            tally(40, 40, 2, 38, 0),
+            5,
+        );
+        assert_eq!(
+            (two_reached.defect, two_reached.severity),
+            (None, Severity::Precondition),
+            "{two_reached}"
+        );
         let no_fallback = breaker_did_not_open(Breaker::Opa, closed, DOWN, tally(40, 0, 0, 0, 40), 5);
         assert_eq!(no_fallback.defect, None, "5xx are not the breaker's: {no_fallback}");
         let still_up = breaker_did_not_open(Breaker::Opa, closed, Some(Probe::Up), tally(40, 40, 40, 0, 0), 5);
