@@ -59,9 +59,9 @@ pub struct LiveControl {
     time_scale: f64,
 }
 
-/// DIVE's container name of a service (contract section 1); the revocation store's is found.
-pub fn container_name(instance: &str, service: Service) -> String {
-    let suffix = match service {
+/// A service's name in DIVE's compose files, from which its container name and its alias follow.
+fn compose_name(service: Service) -> &'static str {
+    match service {
         Service::Backend | Service::Stack => "backend",
         Service::Opa => "opa",
         Service::Keycloak => "keycloak",
@@ -69,7 +69,12 @@ pub fn container_name(instance: &str, service: Service) -> String {
         Service::Kas => "kas",
         Service::CacheRedis => "redis",
         Service::RevocationStore => "redis-blacklist",
-    };
+    }
+}
+
+/// DIVE's container name of a service (contract section 1); the revocation store's is found.
+pub fn container_name(instance: &str, service: Service) -> String {
+    let suffix = compose_name(service);
     if is_hub(instance) || service == Service::RevocationStore {
         format!("dive-hub-{suffix}")
     } else {
@@ -94,15 +99,7 @@ pub const SHARED_NETWORK: &str = "dive-shared";
 /// The name other containers dial a service by: compose's service name, `<service>` on the hub and
 /// `<service>-<code>` on a spoke (`OPA_URL=https://opa-fra:8181`).
 pub fn service_alias(instance: &str, service: Service) -> String {
-    let name = match service {
-        Service::Backend | Service::Stack => "backend",
-        Service::Opa => "opa",
-        Service::Keycloak => "keycloak",
-        Service::Mongodb => "mongodb",
-        Service::Kas => "kas",
-        Service::CacheRedis => "redis",
-        Service::RevocationStore => "redis-blacklist",
-    };
+    let name = compose_name(service);
     if is_hub(instance) || service == Service::RevocationStore {
         name.to_string()
     } else {
