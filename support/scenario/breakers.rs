@@ -9,11 +9,11 @@ use crate::deployment::instance::Instance;
 use crate::deployment::traffic::{Pump, Traffic};
 use crate::infra::poll::{TimedOut, eventually, holds_for};
 use crate::scenario::diagnose::{self, BreakerHold};
-use crate::scenario::{Scenario, TICK};
+use crate::scenario::{Scenario, TICK, steady_now};
 use crate::vocab::api::DecidedBy;
 use crate::vocab::breaker::BreakerConfig;
 use crate::vocab::finding::Finding;
-use crate::vocab::health::{Breaker, BreakerState, Detailed, Overall};
+use crate::vocab::health::{Breaker, BreakerState, Detailed};
 use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
 
@@ -248,14 +248,7 @@ impl Scenario {
             deadline,
             || async {
                 let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
-                let closed = d
-                    .circuit_breakers
-                    .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed));
-                if d.status == Overall::Healthy && closed {
-                    Ok(())
-                } else {
-                    Err(d.summary())
-                }
+                steady_now(&d)
             },
         )
         .await

@@ -357,6 +357,16 @@ fn all_closed(d: &Detailed) -> bool {
         .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed))
 }
 
+/// Steady state, as one health answer shows it: healthy with every breaker CLOSED; else what it
+/// shows instead.
+pub(crate) fn steady_now(d: &Detailed) -> Result<(), String> {
+    if d.status == Overall::Healthy && all_closed(d) {
+        Ok(())
+    } else {
+        Err(d.summary())
+    }
+}
+
 /// The outcome of one scenario.
 #[derive(Debug, Clone)]
 pub struct Verdict {

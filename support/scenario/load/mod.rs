@@ -20,12 +20,12 @@ use crate::fault::FaultGuard;
 use crate::infra::config::must_config;
 use crate::infra::load::{self as generator, Counts, Lag, Plan, Recorder, Run, WINDOW};
 use crate::infra::poll::{eventually, holds_for};
-use crate::scenario::Scenario;
 use crate::scenario::diagnose::{breaker_did_not_open, dependency_status};
+use crate::scenario::{Scenario, steady_now};
 use crate::vocab::breaker::BreakerConfig;
 use crate::vocab::fault::{FaultKind, Service};
 use crate::vocab::finding::Finding;
-use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
+use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed};
 use crate::vocab::load::{LoadReport, PhaseMark, Route, breaker_in_front_of, client_timeout_at, has_fallback, millis};
 use crate::vocab::slo::{Budget, LOAD_TICK, ratio};
 use crate::vocab::units::{ms, secs};
@@ -303,14 +303,7 @@ impl Scenario {
         let settled = eventually(&what, LOAD_TICK, deadline, || async {
             polls.set(polls.get() + 1);
             let d = self.detailed(inst).await.map_err(|e| e.to_string())?;
-            let closed = d
-                .circuit_breakers
-                .is_some_and(|b| Breaker::ALL.iter().all(|k| b.get(*k).state == BreakerState::Closed));
-            if d.status == Overall::Healthy && closed {
-                Ok(())
-            } else {
-                Err(d.summary())
-            }
+            steady_now(&d)
         })
         .await;
         load.polls += polls.get();
