@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::deployment::Deployment;
 use crate::deployment::instance::Instance;
 use crate::deployment::monitors::{Monitors, delivered};
-use crate::infra::alertmanager::AmState;
+use crate::infra::alertmanager::{AmState, SUITE_LABEL};
 use crate::infra::poll::eventually;
 use crate::infra::prometheus::RuleState;
 use crate::scenario::diagnose;
@@ -80,7 +80,7 @@ impl Scenario {
                 "pipeline preflight: {} rules, {} targets up, AlertManager connected, inputs present",
                 ok.rules, ok.targets
             ));
-            return Ok(());
+            return self.alerts_quiet(mon, needed).await;
         }
         let n = breaks.len();
         for finding in breaks {
@@ -89,6 +89,45 @@ impl Scenario {
         Err(Finding::fail(format!(
             "the alert pipeline has {n} break(s); no fault injected"
         )))
+    }
+
+    /// Before a fault: none of `needed` is pending or firing in Prometheus, or listed in
+    /// AlertManager, on any instance, so what fires next is this scenario's outage and not an
+    /// earlier one's (an alert still firing would be "measured" at once). An alert an earlier
+    /// scenario left is waited out, saying so: its look-back range, then the plan's resolve budget.
+    async fn alerts_quiet(&mut self, mon: &Monitors, needed: &[&AlertSpec]) -> Result<(), Finding> {
+        let lookback = needed.iter().map(|a| a.lookback).max().unwrap_or_default();
+        let deadline = lookback.mul_f64(mon.time_scale) + self.budget_of("4.3-resolve").limit;
+        let quiet = eventually("the alerts under test quiet", TICK, deadline, || async {
+            let mut loud = Vec::new();
+            for a in needed {
+                let prometheus = mon.prometheus_alerts(a.name, &[]).await?.len();
+                let listed = mon.am_alerts(a.name, &[]).await?;
+                // The suite's own synthetic alerts (4.3-inhibit) are not DIVE's outages.
+                let alertmanager = listed.iter().filter(|a| !a.labels.contains_key(SUITE_LABEL)).count();
+                if prometheus + alertmanager > 0 {
+                    loud.push(format!(
+                        "{} ({prometheus} in Prometheus, {alertmanager} in AlertManager)",
+                        a.name
+                    ));
+                }
+            }
+            if loud.is_empty() { Ok(()) } else { Err(loud.join(", ")) }
+        })
+        .await;
+        match quiet {
+            Ok(m) if m.attempts > 1 => {
+                self.finding(Finding::note(format!(
+                    "pipeline preflight: an alert under test was still active from what ran before; quiet after {}",
+                    secs(m.elapsed)
+                )));
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(t) => Err(Finding::precondition(format!(
+                "an alert under test is still active from before this scenario, so its measurement would not be this outage's: {t}"
+            ))),
+        }
     }
 
     /// Waits until alert `spec` (labels `matchers`) fires in Prometheus and is listed in

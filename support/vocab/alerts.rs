@@ -32,6 +32,9 @@ pub struct AlertSpec {
     pub severity: &'static str,
     /// DIVE's `for`, at time scale 1.
     pub for_plan: Duration,
+    /// The range its expression looks back over (`increase(..[5m])`), at time scale 1: an
+    /// earlier outage keeps such an alert firing this long after its events stopped.
+    pub lookback: Duration,
     pub inputs: &'static [&'static str],
     pub producer: Producer,
     /// promtool input series (DIVE's labels as scraped) and values that make the condition hold.
@@ -49,6 +52,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "resilience",
         severity: "critical",
         for_plan: m(1),
+        lookback: Duration::ZERO,
         inputs: &["dive_v3_circuit_breaker_state"],
         producer: Producer::Backend,
         unit_inputs: &[("dive_v3_circuit_breaker_state", "2")],
@@ -58,6 +62,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "resilience",
         severity: "warning",
         for_plan: m(5),
+        lookback: Duration::ZERO,
         inputs: &["dive_v3_circuit_breaker_state"],
         producer: Producer::Backend,
         unit_inputs: &[("dive_v3_circuit_breaker_state", "1")],
@@ -67,6 +72,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "resilience",
         severity: "warning",
         for_plan: m(2),
+        lookback: m(5),
         inputs: &["dive_v3_circuit_breaker_rejects_total"],
         producer: Producer::BackendOnEvent(A_REJECT),
         unit_inputs: &[("dive_v3_circuit_breaker_rejects_total", "0+5")],
@@ -76,6 +82,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "resilience",
         severity: "warning",
         for_plan: m(1),
+        lookback: Duration::ZERO,
         inputs: &["dive_v3_circuit_breaker_failures"],
         producer: Producer::Backend,
         unit_inputs: &[("dive_v3_circuit_breaker_failures", "5")],
@@ -85,6 +92,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "database",
         severity: "critical",
         for_plan: m(5),
+        lookback: Duration::ZERO,
         inputs: &["dive_v3_db_connections_active", "dive_v3_db_connections_total"],
         producer: Producer::BackendOnEvent(A_DB_CALL),
         unit_inputs: &[
@@ -97,6 +105,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "database",
         severity: "warning",
         for_plan: m(2),
+        lookback: m(5),
         inputs: &["dive_v3_db_connection_errors_total"],
         producer: Producer::BackendOnEvent(A_DB_ERROR),
         unit_inputs: &[("dive_v3_db_connection_errors_total", "0+2")],
@@ -106,6 +115,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "database",
         severity: "warning",
         for_plan: m(5),
+        lookback: Duration::ZERO,
         inputs: &["dive_v3_db_connections_idle", "dive_v3_db_connections_active"],
         producer: Producer::BackendOnEvent(A_DB_CALL),
         unit_inputs: &[
@@ -118,6 +128,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "database",
         severity: "critical",
         for_plan: m(2),
+        lookback: Duration::ZERO,
         inputs: &["pg_up"],
         producer: Producer::Exporter,
         unit_inputs: &[("pg_up", "0")],
@@ -127,6 +138,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "database",
         severity: "warning",
         for_plan: m(5),
+        lookback: m(5),
         inputs: &["mongodb_connections_totalcreated", "mongodb_connections_current"],
         producer: Producer::Exporter,
         unit_inputs: &[
@@ -139,6 +151,7 @@ pub const ALERTS: [AlertSpec; 10] = [
         component: "database",
         severity: "critical",
         for_plan: m(3),
+        lookback: Duration::ZERO,
         inputs: &["dive_v3_mongodb_health"],
         producer: Producer::Backend,
         unit_inputs: &[("dive_v3_mongodb_health", "0")],
@@ -162,6 +175,12 @@ pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
 pub const PIPELINE_ON_PAPER: Duration = Duration::from_secs(40);
 
 impl AlertSpec {
+    /// How long after its condition clears the alert is gone from AlertManager at the latest, on
+    /// paper, scaled: its look-back range, then the pipeline.
+    pub fn quiet_bound(&self, time_scale: f64) -> Duration {
+        (self.lookback + PIPELINE_ON_PAPER).mul_f64(time_scale)
+    }
+
     /// When the alert should be visible in AlertManager at the latest, on paper, scaled.
     pub fn paper_bound(&self, time_scale: f64) -> Duration {
         (self.for_plan + PIPELINE_ON_PAPER).mul_f64(time_scale)
