@@ -23,7 +23,7 @@ pub mod prelude {
     pub use crate::deployment::instance::Instance;
     pub use crate::deployment::{Deployment, ask_each};
     pub use crate::infra::config::Profile;
-    pub use crate::scenario::{Scenario, TICK, Verdict, run, run_on, run_with};
+    pub use crate::scenario::{Beside, Scenario, TICK, Verdict, run, run_on, run_side_by_side, run_with};
     pub use crate::vocab::fault::{FaultKind, Service};
     pub use crate::vocab::finding::{Defect, Finding};
     pub use crate::vocab::health::{Breaker, BreakerState, Overall, Probe};

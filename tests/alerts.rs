@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use dive_resilience::deployment::monitors::delivered;
+use dive_resilience::deployment::traffic::{Pump, Traffic};
 use dive_resilience::infra::alertmanager::{AmState, resolved, synthetic};
 use dive_resilience::infra::config::must_config;
 use dive_resilience::infra::os::random_hex;
@@ -23,95 +24,140 @@ async fn monitored() -> Result<Deployment, Finding> {
     Deployment::from_config_monitored().await
 }
 
+/// The breaker alerts an OPA outage under traffic fires (4.3-ten).
+const BREAKER_ALERTS: [&str; 3] = [
+    "CircuitBreakerOpen",
+    "CircuitBreakerFailuresHigh",
+    "HighCircuitBreakerRejects",
+];
+/// The alerts a frozen MongoDB fires (4.3-pool), shortest `for` first, so each is measured when it
+/// fires.
+const POOL_ALERTS: [&str; 4] = [
+    "DBConnectionErrors",
+    "MongoDBHealthDegraded",
+    "DBConnectionPoolExhausted",
+    "DBNoIdleConnections",
+];
+/// The pair of 4.3-inhibit: the first suppresses the second for the same breaker.
+const INHIBITION: [&str; 2] = ["CircuitBreakerOpen", "HighCircuitBreakerRejects"];
+
+/// Before any fault: the pipeline the `needed` alerts depend on, then steady state on the hub.
+async fn ready(d: &Deployment, s: &mut Scenario, needed: &[&str]) -> Result<(), Finding> {
+    let needed: Vec<_> = needed.iter().map(|name| alert(name)).collect();
+    s.pipeline_preflight(d.monitors()?, d, &needed).await?;
+    s.preflight(d.hub()).await
+}
+
 /// 4.3-open: OPA stopped under traffic -> CircuitBreakerOpen active in AlertManager within 5 min.
 async fn open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let (hub, mon, budget) = (d.hub(), d.monitors()?, s.budget());
-    s.pipeline_preflight(mon, d, &[alert("CircuitBreakerOpen")]).await?;
-    s.preflight(hub).await?;
+    let hub = d.hub();
+    ready(d, s, &["CircuitBreakerOpen"]).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    let opa_budget = s.budget_of("4.1-opa");
-    if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, opa_budget)
-        .await
-        .is_some()
-    {
-        s.open_travels(mon, hub, "opa", budget).await?;
-    }
+    open_while_down(d, s, &traffic).await?;
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
 }
 
+/// 4.3-open with OPA down: the breaker OPEN, then CircuitBreakerOpen's way to AlertManager.
+async fn open_while_down(d: &Deployment, s: &mut Scenario, traffic: &Pump) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let (budget, opa_budget) = (s.budget_of("4.3-open"), s.budget_of("4.1-opa"));
+    if s.breaker_reaches(hub, traffic, Breaker::Opa, BreakerState::Open, opa_budget)
+        .await
+        .is_some()
+    {
+        s.open_travels(mon, hub, "opa", budget).await?;
+    }
+    Ok(())
+}
+
 /// 4.3-resolve: OPA back and the breaker closed -> CircuitBreakerOpen gone within 2 min.
 async fn resolve_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let (hub, mon, budget) = (d.hub(), d.monitors()?, s.budget());
-    s.pipeline_preflight(mon, d, &[alert("CircuitBreakerOpen")]).await?;
-    s.preflight(hub).await?;
+    let hub = d.hub();
+    ready(d, s, &["CircuitBreakerOpen"]).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    let opa_budget = s.budget_of("4.1-opa");
-    s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, opa_budget)
-        .await;
-    let open_budget = s.budget_of("4.3-open");
-    s.open_travels(mon, hub, "opa", open_budget).await?;
+    open_before_it_resolves(d, s, &traffic).await?;
     s.restore(opa).await?;
-    let close_budget = s.budget_of("4.2-opa");
-    if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Closed, close_budget)
+    resolve_once_closed(d, s, &traffic).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// 4.3-resolve with OPA down: CircuitBreakerOpen has to reach AlertManager before it can resolve.
+async fn open_before_it_resolves(d: &Deployment, s: &mut Scenario, traffic: &Pump) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let (opa_budget, open_budget) = (s.budget_of("4.1-opa"), s.budget_of("4.3-open"));
+    s.breaker_reaches(hub, traffic, Breaker::Opa, BreakerState::Open, opa_budget)
+        .await;
+    s.open_travels(mon, hub, "opa", open_budget).await
+}
+
+/// 4.3-resolve with OPA back: the breaker CLOSED under traffic, then CircuitBreakerOpen's way out.
+async fn resolve_once_closed(d: &Deployment, s: &mut Scenario, traffic: &Pump) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let (close_budget, budget) = (s.budget_of("4.2-opa"), s.budget_of("4.3-resolve"));
+    if s.breaker_reaches(hub, traffic, Breaker::Opa, BreakerState::Closed, close_budget)
         .await
         .is_some()
     {
         s.resolve_travels(mon, hub, "opa", budget).await?;
     }
-    s.postcheck(hub, &traffic).await;
     Ok(())
 }
 
 /// 4.3-ten, breaker alerts: OPA down under traffic fires CircuitBreakerOpen,
 /// CircuitBreakerFailuresHigh and, from the rejects, HighCircuitBreakerRejects.
 async fn breaker_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let (hub, mon) = (d.hub(), d.monitors()?);
-    let names = ["CircuitBreakerOpen", "CircuitBreakerFailuresHigh"];
-    let rejects = alert("HighCircuitBreakerRejects");
-    s.pipeline_preflight(mon, d, &[alert(names[0]), alert(names[1]), rejects])
-        .await?;
-    s.preflight(hub).await?;
+    let hub = d.hub();
+    ready(d, s, &BREAKER_ALERTS).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    let since = Instant::now();
-    let labels = [("exported_service", "opa")];
-    let open = s.budget_of("4.1-opa");
-    if s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, open)
-        .await
-        .is_some()
-    {
-        for name in names {
-            s.alert_fires(mon, alert(name), &labels, since).await;
-        }
-        // The rejects counter has a series only from its first reject: judge it after some.
-        let rejected = s.breaker(hub, Breaker::Opa).await.map(|b| b.reject_count).unwrap_or(0);
-        let seen = format!("opa rejectCount={rejected}");
-        if rejected == 0 {
-            s.finding(Finding::fail(format!(
-                "the opa breaker rejected no call while OPEN under traffic ({})",
-                traffic.tally_since(since)
-            )));
-        } else if s
-            .written_after(hub, "dive_v3_circuit_breaker_rejects_total", A_REJECT, &seen)
-            .await
-        {
-            s.alert_fires(mon, rejects, &labels, since).await;
-        }
-    }
+    breaker_alerts_while_down(d, s, &traffic).await?;
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
 }
 
+/// 4.3-ten with OPA down under traffic: the breaker OPEN, its alerts firing, and the rejects'
+/// alert once the breaker has rejected calls.
+async fn breaker_alerts_while_down(d: &Deployment, s: &mut Scenario, traffic: &Pump) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let since = s.origin();
+    let labels = [("exported_service", "opa")];
+    let open = s.budget_of("4.1-opa");
+    if s.breaker_reaches(hub, traffic, Breaker::Opa, BreakerState::Open, open)
+        .await
+        .is_none()
+    {
+        return Ok(());
+    }
+    for name in &BREAKER_ALERTS[..2] {
+        s.alert_fires(mon, alert(name), &labels, since).await;
+    }
+    // The rejects counter has a series only from its first reject: judge it after some.
+    let rejected = s.breaker(hub, Breaker::Opa).await.map(|b| b.reject_count).unwrap_or(0);
+    let seen = format!("opa rejectCount={rejected}");
+    if rejected == 0 {
+        s.finding(Finding::fail(format!(
+            "the opa breaker rejected no call while OPEN under traffic ({})",
+            traffic.tally_since(since)
+        )));
+    } else if s
+        .written_after(hub, "dive_v3_circuit_breaker_rejects_total", A_REJECT, &seen)
+        .await
+    {
+        s.alert_fires(mon, alert(BREAKER_ALERTS[2]), &labels, since).await;
+    }
+    Ok(())
+}
+
 /// 4.3-ten, CircuitBreakerHalfOpen: one success after the open timeout, then silence.
 async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let (hub, mon) = (d.hub(), d.monitors()?);
-    s.pipeline_preflight(mon, d, &[alert("CircuitBreakerHalfOpen")]).await?;
-    s.preflight(hub).await?;
+    let hub = d.hub();
+    ready(d, s, &["CircuitBreakerHalfOpen"]).await?;
     let pump = hub.traffic().await?.pump(TICK);
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     let opa_budget = s.budget_of("4.1-opa");
@@ -119,6 +165,16 @@ async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
         .await;
     let mut traffic = pump.stop().await.map_err(Finding::fail)?;
     s.restore(opa).await?;
+    one_trial_call(d, s, &mut traffic).await?;
+    half_open_fires(d, s).await?;
+    s.postcheck(hub, &traffic.pump(TICK)).await;
+    Ok(())
+}
+
+/// With OPA back and no traffic, trial calls until one after the open timeout leaves the opa
+/// breaker HALF_OPEN, where DIVE keeps it until more calls come.
+async fn one_trial_call(d: &Deployment, s: &mut Scenario, traffic: &mut Traffic) -> Result<(), Finding> {
+    let hub = d.hub();
     let half_open = s.budget_of("4.2-opa");
     let trial = eventually("opa breaker HALF_OPEN", TICK, half_open.deadline(), async || {
         traffic.send().await;
@@ -132,14 +188,13 @@ async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
     .await
     .map_err(|t| Finding::fail(t.to_string()))?;
     s.observed("opa breaker HALF_OPEN after one trial call", trial.elapsed);
-    s.alert_fires(
-        mon,
-        alert("CircuitBreakerHalfOpen"),
-        &[("exported_service", "opa")],
-        Instant::now(),
-    )
-    .await;
-    s.postcheck(hub, &traffic.pump(TICK)).await;
+    Ok(())
+}
+
+/// The opa breaker held HALF_OPEN: CircuitBreakerHalfOpen fires after its `for`.
+async fn half_open_fires(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (name, labels) = ("CircuitBreakerHalfOpen", [("exported_service", "opa")]);
+    s.alert_fires(d.monitors()?, alert(name), &labels, Instant::now()).await;
     Ok(())
 }
 
@@ -147,16 +202,16 @@ async fn half_open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
 /// DBConnectionPoolExhausted and DBNoIdleConnections; the failing pings behind the detailed
 /// health fire DBConnectionErrors and MongoDBHealthDegraded.
 async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let hub = d.hub();
+    ready(d, s, &POOL_ALERTS).await?;
+    pool_frozen_and_back(d, s).await?;
+    s.postcheck(hub, &hub.traffic().await?.pump(TICK)).await;
+    Ok(())
+}
+
+/// 4.3-pool from the fault to the restore: MongoDB paused, the pool held, every alert judged.
+async fn pool_frozen_and_back(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let (hub, mon) = (d.hub(), d.monitors()?);
-    // Shortest `for` first, so each is measured when it fires.
-    let names = [
-        "DBConnectionErrors",
-        "MongoDBHealthDegraded",
-        "DBConnectionPoolExhausted",
-        "DBNoIdleConnections",
-    ];
-    s.pipeline_preflight(mon, d, &names.map(alert)).await?;
-    s.preflight(hub).await?;
     let load = hub.traffic().await?;
     let mongodb = s.fault(hub, Service::Mongodb, FaultKind::Pause).await?;
     let patience = alert("DBConnectionPoolExhausted").paper_bound(d.time_scale) * 3;
@@ -196,7 +251,7 @@ async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
             .written_after(hub, "dive_v3_db_connections_active", A_DB_CALL, &held_seen)
             .await;
         let labels = [("db_type", "mongodb")];
-        for name in names {
+        for name in POOL_ALERTS {
             let writes = match name {
                 "DBConnectionErrors" => errors_seen,
                 "MongoDBHealthDegraded" => true,
@@ -212,7 +267,6 @@ async fn pool_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     tokio::join!(health, alerts);
     drop(held);
     s.restore(mongodb).await?;
-    s.postcheck(hub, &hub.traffic().await?.pump(TICK)).await;
     Ok(())
 }
 
@@ -258,7 +312,21 @@ async fn rule_logic(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
 /// 4.3-inhibit: CircuitBreakerOpen suppresses HighCircuitBreakerRejects of the same breaker,
 /// first with the suite's synthetic alerts (safe on a live AlertManager), then with the real pair.
 async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let (hub, mon) = (d.hub(), d.monitors()?);
+    let hub = d.hub();
+    synthetic_pair_inhibited(d, s).await?;
+    ready(d, s, &INHIBITION).await?;
+    let traffic = hub.traffic().await?.pump(TICK);
+    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
+    real_pair_inhibited(d, s).await?;
+    s.restore(opa).await?;
+    s.postcheck(hub, &traffic).await;
+    Ok(())
+}
+
+/// The inhibition rule, proven with synthetic alerts of a made-up breaker and a control alert of
+/// another one, then resolved.
+async fn synthetic_pair_inhibited(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let mon = d.monitors()?;
     let run = random_hex();
     let (this, other) = (format!("synthetic-{run}"), format!("synthetic-other-{run}"));
     let base = |name: &'static str, breaker: &str| {
@@ -310,17 +378,17 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
         ),
     }
     let cleanup: Vec<_> = alerts.into_iter().map(resolved).collect();
-    mon.alertmanager.post(&cleanup).await.map_err(Finding::fail)?;
+    mon.alertmanager.post(&cleanup).await.map_err(Finding::fail)
+}
 
-    let names = ["CircuitBreakerOpen", "HighCircuitBreakerRejects"];
-    s.pipeline_preflight(mon, d, &names.map(alert)).await?;
-    s.preflight(hub).await?;
-    let traffic = hub.traffic().await?.pump(TICK);
-    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    let since = Instant::now();
+/// With OPA down under traffic: the real pair fires, and the rejects' alert is suppressed by
+/// CircuitBreakerOpen of the same breaker on the same instance.
+async fn real_pair_inhibited(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    let (hub, mon) = (d.hub(), d.monitors()?);
+    let since = s.origin();
     let labels = [("exported_service", "opa")];
     let instance = instance_label(&hub.code);
-    for name in names {
+    for name in INHIBITION {
         s.alert_fires(mon, alert(name), &labels, since).await;
     }
     let real = [("exported_service", "opa"), ("instance", instance.as_str())];
@@ -338,9 +406,84 @@ async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
         }
         Err(finding) => s.finding(finding),
     }
-    s.restore(opa).await?;
-    s.postcheck(hub, &traffic).await;
     Ok(())
+}
+
+// ------------------------------------------------------------------ side by side, for a live run
+//
+// A live run at DIVE's real timers waits out each alert's `for` (up to 5 min): the scenarios that
+// need the same outage observe it side by side, each judged and journaled as if it ran alone.
+
+/// 4.3-open, -resolve, -ten's breaker alerts and -inhibit on one OPA outage under traffic.
+async fn opa_outage_alerts(d: &Deployment, all: &mut [Beside; 4]) {
+    let hub = d.hub();
+    let [open, resolve, ten, inhibit] = all;
+    open.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
+    resolve.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
+    ten.step(async |s| ready(d, s, &BREAKER_ALERTS).await).await;
+    inhibit
+        .step(async |s| {
+            synthetic_pair_inhibited(d, s).await?;
+            ready(d, s, &INHIBITION).await
+        })
+        .await;
+    let traffic = match hub.traffic().await {
+        Ok(t) => t.pump(TICK),
+        Err(f) => return all.iter_mut().for_each(|b| b.fail(&f)),
+    };
+    let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
+        return;
+    };
+    let [open, resolve, ten, inhibit] = all;
+    tokio::join!(
+        open.step(async |s| open_while_down(d, s, &traffic).await),
+        resolve.step(async |s| open_before_it_resolves(d, s, &traffic).await),
+        ten.step(async |s| breaker_alerts_while_down(d, s, &traffic).await),
+        inhibit.step(async |s| real_pair_inhibited(d, s).await),
+    );
+    Beside::restore_all(all, opa).await;
+    all[1].step(async |s| resolve_once_closed(d, s, &traffic).await).await;
+    Beside::postcheck_all(all, hub, &traffic).await;
+}
+
+/// 4.3-ten's CircuitBreakerHalfOpen and 4.3-pool on one wait: while the opa breaker is held
+/// HALF_OPEN for the alert's 5 min, MongoDB is frozen for the pool's. The pool's requests wait on
+/// MongoDB before they could reach OPA, so they leave the HALF_OPEN breaker alone.
+async fn half_open_and_pool_alerts(d: &Deployment, all: &mut [Beside; 2]) {
+    let hub = d.hub();
+    let [half_open, pool] = all;
+    half_open
+        .step(async |s| ready(d, s, &["CircuitBreakerHalfOpen"]).await)
+        .await;
+    pool.step(async |s| ready(d, s, &POOL_ALERTS).await).await;
+    let pump = match hub.traffic().await {
+        Ok(t) => t.pump(TICK),
+        Err(f) => return all.iter_mut().for_each(|b| b.fail(&f)),
+    };
+    let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
+        return;
+    };
+    let opa_budget = all[0].s.budget_of("4.1-opa");
+    all[0]
+        .step(async |s| {
+            s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, opa_budget)
+                .await;
+            Ok(())
+        })
+        .await;
+    let stopped = pump.stop().await.map_err(Finding::fail);
+    Beside::restore_all(all, opa).await;
+    let mut traffic = match stopped {
+        Ok(t) => t,
+        Err(f) => return all.iter_mut().for_each(|b| b.fail(&f)),
+    };
+    all[0].step(async |s| one_trial_call(d, s, &mut traffic).await).await;
+    let [half_open, pool] = all;
+    tokio::join!(
+        half_open.step(async |s| half_open_fires(d, s).await),
+        pool.step(async |s| pool_frozen_and_back(d, s).await),
+    );
+    Beside::postcheck_all(all, hub, &traffic.pump(TICK)).await;
 }
 
 /// 4.3-runbook: the suite's runbook covers every alert and every scenario; every loaded rule of
@@ -446,6 +589,20 @@ async fn half_open_alert_fires_when_a_breaker_stays_half_open() {
 #[tokio::test]
 async fn database_alerts_fire_when_load_exhausts_the_pool_of_a_frozen_mongodb() {
     run_on(monitored().await, "4.3-pool", pool_alerts).await.must_pass();
+}
+
+#[tokio::test]
+#[ignore = "a live run takes it in place of the four scenarios it covers: scripts/live"]
+async fn opa_outage_alerts_side_by_side() {
+    let ids = ["4.3-open", "4.3-resolve", "4.3-ten", "4.3-inhibit"];
+    Verdict::all_must_pass(&run_side_by_side(monitored().await, ids, opa_outage_alerts).await);
+}
+
+#[tokio::test]
+#[ignore = "a live run takes it in place of the two scenarios it covers: scripts/live"]
+async fn half_open_and_pool_alerts_side_by_side() {
+    let ids = ["4.3-ten", "4.3-pool"];
+    Verdict::all_must_pass(&run_side_by_side(monitored().await, ids, half_open_and_pool_alerts).await);
 }
 
 #[tokio::test]

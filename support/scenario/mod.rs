@@ -26,7 +26,7 @@ use crate::infra::config::must_config;
 use crate::infra::http::HttpError;
 use crate::report;
 use crate::vocab::blast::SCENARIOS;
-use crate::vocab::fault::{FaultKind, Service};
+use crate::vocab::fault::{FaultKind, FaultSpec, Service};
 use crate::vocab::finding::{Defect, Finding, Severity, redacted};
 use crate::vocab::health::{Breaker, BreakerState, BreakerStats, Detailed, Overall};
 use crate::vocab::journal::{AlertState, EventKind, Journal, Outcome};
@@ -162,6 +162,13 @@ impl Scenario {
     /// Applies one fault to one of `inst`'s services and journals when it took effect.
     pub async fn fault(&mut self, inst: &Instance, service: Service, kind: FaultKind) -> Result<FaultGuard, Finding> {
         let guard = inst.fault(service, kind).await?;
+        self.fault_applied(&guard);
+        Ok(guard)
+    }
+
+    /// Journals a fault as applied: by this scenario, or by the one beside it that shares the
+    /// outage ([`run_side_by_side`]). The waits for its consequences measure from its command.
+    pub fn fault_applied(&mut self, guard: &FaultGuard) {
         let fault = guard.spec().clone();
         self.origin = Some(guard.commanded_at());
         self.record(
@@ -172,7 +179,6 @@ impl Scenario {
             ),
             EventKind::FaultApplied { fault },
         );
-        Ok(guard)
     }
 
     /// Says what the next wait probes and for how long: visible in a dry run, journaled always.
@@ -322,6 +328,13 @@ impl Scenario {
     pub async fn restore(&mut self, fault: FaultGuard) -> Result<Restored, Finding> {
         let spec = fault.spec().clone();
         let restored = fault.restore().await.map_err(Finding::fail)?;
+        self.fault_restored(spec, &restored);
+        Ok(restored)
+    }
+
+    /// Journals a fault as restored, by this scenario or by the one beside it that shares the
+    /// outage. The waits for the way back measure from the moment the service answered.
+    pub fn fault_restored(&mut self, spec: FaultSpec, restored: &Restored) {
         self.origin = Some(restored.answered_at);
         self.record(
             restored.answered_at,
@@ -331,7 +344,6 @@ impl Scenario {
                 restore_ms: ms(restored.took),
             },
         );
-        Ok(restored)
     }
 
     fn finish(mut self, result: Result<(), Finding>) -> Verdict {
@@ -383,6 +395,23 @@ impl Verdict {
     fn describe(&self) -> String {
         let lines: Vec<String> = self.findings.iter().map(|f| format!("  - {f}")).collect();
         format!("{} on {}:\n{}", self.requirement, self.target, lines.join("\n"))
+    }
+
+    /// Every requirement of scenarios run side by side holds; a failure names each one that does not.
+    #[track_caller]
+    pub fn all_must_pass(verdicts: &[Verdict]) {
+        let failed: Vec<String> = verdicts
+            .iter()
+            .filter(|v| !v.failures().is_empty())
+            .map(Verdict::describe)
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} requirements do not hold: {}",
+            failed.len(),
+            verdicts.len(),
+            failed.join("\n")
+        );
     }
 
     /// The requirement holds.
@@ -454,15 +483,7 @@ where
 {
     match deployment {
         Ok(d) => run_with(&d, id, body).await,
-        Err(f) => {
-            let requirement = requirement(id);
-            let _ = writeln!(std::io::stderr(), "[{id}] {f}");
-            Verdict {
-                requirement: requirement.id,
-                target: "(not started)".to_string(),
-                findings: vec![f],
-            }
-        }
+        Err(f) => not_started(id, f),
     }
 }
 
@@ -471,6 +492,128 @@ pub async fn run_with<F>(deployment: &Deployment, id: &str, body: F) -> Verdict
 where
     F: AsyncFnOnce(&Deployment, &mut Scenario) -> Result<(), Finding>,
 {
+    let mut scenario = begin(deployment, id);
+    let result = body(deployment, &mut scenario).await;
+    scenario.finish(result)
+}
+
+/// Runs scenarios that observe one outage side by side, so a live run waits out DIVE's timers
+/// once for all of them: `body` gets one [`Beside`] per id, each with its own requirement,
+/// journal and verdict.
+pub async fn run_side_by_side<const N: usize, F>(
+    deployment: Result<Deployment, Finding>,
+    ids: [&str; N],
+    body: F,
+) -> [Verdict; N]
+where
+    F: AsyncFnOnce(&Deployment, &mut [Beside; N]),
+{
+    let d = match deployment {
+        Ok(d) => d,
+        Err(f) => return ids.map(|id| not_started(id, f.clone())),
+    };
+    let mut all = ids.map(|id| Beside {
+        s: begin(&d, id),
+        result: Ok(()),
+        faulted: false,
+    });
+    body(&d, &mut all).await;
+    all.map(|b| b.s.finish(b.result))
+}
+
+/// One scenario of a side-by-side run and how it has fared: after a step fails it takes no further
+/// part, as a scenario run alone stops at its first error; once the shared fault was applied its
+/// postcheck still runs.
+pub struct Beside {
+    pub s: Scenario,
+    result: Result<(), Finding>,
+    faulted: bool,
+}
+
+impl Beside {
+    /// Runs `step` on the scenario while it takes part, and keeps the error that ends its part.
+    pub async fn step<F>(&mut self, step: F)
+    where
+        F: AsyncFnOnce(&mut Scenario) -> Result<(), Finding>,
+    {
+        if self.result.is_ok() {
+            self.result = step(&mut self.s).await;
+        }
+    }
+
+    /// Ends the scenario's part with `f`, unless an earlier error already did.
+    pub fn fail(&mut self, f: &Finding) {
+        if self.result.is_ok() {
+            self.result = Err(f.clone());
+        }
+    }
+
+    /// Applies one fault to `inst` for every scenario still taking part, journaled in each.
+    pub async fn fault_all(
+        all: &mut [Beside],
+        inst: &Instance,
+        service: Service,
+        kind: FaultKind,
+    ) -> Option<FaultGuard> {
+        if all.iter().all(|b| b.result.is_err()) {
+            return None;
+        }
+        match inst.fault(service, kind).await {
+            Ok(guard) => {
+                for b in all.iter_mut().filter(|b| b.result.is_ok()) {
+                    b.faulted = true;
+                    b.s.fault_applied(&guard);
+                }
+                Some(guard)
+            }
+            Err(f) => {
+                all.iter_mut().for_each(|b| b.fail(&f));
+                None
+            }
+        }
+    }
+
+    /// Restores the shared fault, journaled in every scenario that saw it applied.
+    pub async fn restore_all(all: &mut [Beside], guard: FaultGuard) -> Option<Restored> {
+        let spec = guard.spec().clone();
+        match guard.restore().await {
+            Ok(restored) => {
+                for b in all.iter_mut().filter(|b| b.faulted) {
+                    b.s.fault_restored(spec.clone(), &restored);
+                }
+                Some(restored)
+            }
+            Err(e) => {
+                let f = Finding::fail(e);
+                all.iter_mut().for_each(|b| b.fail(&f));
+                None
+            }
+        }
+    }
+
+    /// Every scenario that saw the fault checks steady state after the restore; the first one's
+    /// postcheck waits for it, the others see it at once.
+    pub async fn postcheck_all(all: &mut [Beside], inst: &Instance, traffic: &Pump) {
+        for b in all.iter_mut().filter(|b| b.faulted) {
+            b.s.postcheck(inst, traffic).await;
+        }
+    }
+}
+
+/// The verdict of a scenario whose deployment never started.
+fn not_started(id: &str, f: Finding) -> Verdict {
+    let requirement = requirement(id);
+    let _ = writeln!(std::io::stderr(), "[{id}] {f}");
+    Verdict {
+        requirement: requirement.id,
+        target: "(not started)".to_string(),
+        findings: vec![f],
+    }
+}
+
+/// A scenario of requirement `id` on `deployment`, its header printed (in a dry run, with what it
+/// would do to the target).
+fn begin(deployment: &Deployment, id: &str) -> Scenario {
     let requirement = requirement(id);
     let mut scenario = Scenario::new(requirement, deployment);
     let header = format!("{}: {} on {}", requirement.id, requirement.text, deployment.target);
@@ -489,6 +632,5 @@ where
     } else {
         scenario.event(header);
     }
-    let result = body(deployment, &mut scenario).await;
-    scenario.finish(result)
+    scenario
 }
