@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::infra::config::Profile;
 use crate::reference::breaker::Quirk;
+use crate::reference::standins::{DIVE_SEEDED_RESOURCES, SEEDED_RESOURCES};
 use crate::vocab::finding::Defect;
 
 /// The two commits of DIVE the suite knows, where their interfaces differ (contract sections 2,
@@ -88,6 +89,8 @@ pub struct Behaviour {
     pub stale_spoke_targets: bool,
     /// Prometheus and AlertManager serve HTTPS (HEAD's `web-config.yml`).
     pub https_monitoring: bool,
+    /// Resources seeded per instance.
+    pub seeded_resources: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -182,6 +185,7 @@ impl Behaviour {
             cb_inhibition: !shipped,
             stale_spoke_targets: shipped,
             https_monitoring: false,
+            seeded_resources: SEEDED_RESOURCES,
         }
     }
 
@@ -199,6 +203,9 @@ impl Behaviour {
         self.mongo_ping_patience = reference.mongo_ping_patience;
         self.up_within = reference.up_within;
         self.https_monitoring = head;
+        // At DIVE's real timers traffic needs as many resources as DIVE seeds to find decisions
+        // its cache does not hold (the decision cache keeps one for up to 120 s).
+        self.seeded_resources = DIVE_SEEDED_RESOURCES;
         self
     }
 

@@ -212,7 +212,10 @@ impl Reference {
         let keycloak = serve("keycloak", true, Arc::new(move || standins::keycloak(kc_realm.clone())))?;
         let issuer = format!("https://127.0.0.1:{}/realms/{}", keycloak.addr().port(), realm.realm);
         let _ = realm.issuer.set(issuer.clone());
-        let resources: standins::Collection = Arc::new(std::sync::RwLock::new(standins::seed_resources(code)));
+        let resources: standins::Collection = Arc::new(std::sync::RwLock::new(standins::seed_resources(
+            code,
+            self.behaviour.seeded_resources,
+        )));
         let docs = resources.clone();
         let mongodb = serve("mongodb", false, Arc::new(move || standins::mongodb(docs.clone())))?;
         let kas = serve("kas", false, Arc::new(standins::kas))?;

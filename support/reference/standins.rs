@@ -19,9 +19,13 @@ use crate::infra::os::{random_hex, unix_now};
 use crate::vocab::api::TokenAnswer;
 use crate::vocab::authz::{CLASSIFICATIONS, rank};
 
-/// Resources seeded per instance (DIVE seeds 5000): enough that traffic meant for OPA finds
-/// decisions its decision cache does not hold (see `Traffic`).
+/// Resources seeded per instance of the reference: at its time scales enough that traffic meant for
+/// OPA finds decisions its decision cache does not hold (see `Traffic`).
 pub const SEEDED_RESOURCES: usize = 1000;
+
+/// Resources DIVE's `hub deploy` seeds per instance: the reference posing as a live DIVE seeds as
+/// many.
+pub const DIVE_SEEDED_RESOURCES: usize = 5000;
 
 /// DIVE's seeding mix of classifications (20, 15, 25, 25 and 15 per cent), laid out evenly over
 /// every 20 resources instead of drawn at random.
@@ -344,9 +348,9 @@ pub struct StoredResource {
 /// The resources of one instance's MongoDB: replaced wholesale when a deploy seeds (or does not).
 pub type Collection = Arc<std::sync::RwLock<HashMap<String, StoredResource>>>;
 
-/// The resources DIVE's seeding gives instance `code`.
-pub fn seed_resources(code: &str) -> HashMap<String, StoredResource> {
-    let docs = (1..=SEEDED_RESOURCES).map(|n| {
+/// The `count` resources DIVE's seeding gives instance `code`.
+pub fn seed_resources(code: &str, count: usize) -> HashMap<String, StoredResource> {
+    let docs = (1..=count).map(|n| {
         let id = format!("doc-{}-ref-{n:05}", code.to_uppercase());
         let doc = StoredResource {
             resource_id: id.clone(),

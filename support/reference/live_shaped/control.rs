@@ -455,7 +455,7 @@ async fn stack(
         "deploy" => {
             let seed = body.is_some_and(|b| b.seed);
             let resources = if seed {
-                seed_resources(&inst.code)
+                seed_resources(&inst.code, s.reference.behaviour.seeded_resources)
             } else {
                 HashMap::new()
             };
