@@ -21,6 +21,7 @@ pub mod vocab;
 /// What a phase test needs, in one import.
 pub mod prelude {
     pub use crate::deployment::instance::Instance;
+    pub use crate::deployment::traffic::Tallied;
     pub use crate::deployment::{Deployment, ask_each};
     pub use crate::infra::config::Profile;
     pub use crate::scenario::{Beside, Scenario, TICK, Verdict, run, run_on, run_side_by_side, run_with};

@@ -96,7 +96,7 @@ async fn open_before_it_resolves(d: &Deployment, s: &mut Scenario, traffic: &Pum
 }
 
 /// 4.3-resolve with OPA back: the breaker CLOSED under traffic, then CircuitBreakerOpen's way out.
-async fn resolve_once_closed(d: &Deployment, s: &mut Scenario, traffic: &Pump) -> Result<(), Finding> {
+async fn resolve_once_closed(d: &Deployment, s: &mut Scenario, traffic: &impl Tallied) -> Result<(), Finding> {
     let (hub, mon) = (d.hub(), d.monitors()?);
     let (close_budget, budget) = (s.budget_of("4.2-opa"), s.budget_of("4.3-resolve"));
     if s.breaker_reaches(hub, traffic, Breaker::Opa, BreakerState::Closed, close_budget)
@@ -409,83 +409,6 @@ async fn real_pair_inhibited(d: &Deployment, s: &mut Scenario) -> Result<(), Fin
     Ok(())
 }
 
-// ------------------------------------------------------------------ side by side, for a live run
-//
-// A live run at DIVE's real timers waits out each alert's `for` (up to 5 min): the scenarios that
-// need the same outage observe it side by side, each judged and journaled as if it ran alone.
-
-/// 4.3-open, -resolve, -ten's breaker alerts and -inhibit on one OPA outage under traffic.
-async fn opa_outage_alerts(d: &Deployment, all: &mut [Beside; 4]) {
-    let hub = d.hub();
-    let [open, resolve, ten, inhibit] = all;
-    open.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
-    resolve.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
-    ten.step(async |s| ready(d, s, &BREAKER_ALERTS).await).await;
-    inhibit
-        .step(async |s| {
-            synthetic_pair_inhibited(d, s).await?;
-            ready(d, s, &INHIBITION).await
-        })
-        .await;
-    let traffic = match hub.traffic().await {
-        Ok(t) => t.pump(TICK),
-        Err(f) => return all.iter_mut().for_each(|b| b.fail(&f)),
-    };
-    let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
-        return;
-    };
-    let [open, resolve, ten, inhibit] = all;
-    tokio::join!(
-        open.step(async |s| open_while_down(d, s, &traffic).await),
-        resolve.step(async |s| open_before_it_resolves(d, s, &traffic).await),
-        ten.step(async |s| breaker_alerts_while_down(d, s, &traffic).await),
-        inhibit.step(async |s| real_pair_inhibited(d, s).await),
-    );
-    Beside::restore_all(all, opa).await;
-    all[1].step(async |s| resolve_once_closed(d, s, &traffic).await).await;
-    Beside::postcheck_all(all, hub, &traffic).await;
-}
-
-/// 4.3-ten's CircuitBreakerHalfOpen and 4.3-pool on one wait: while the opa breaker is held
-/// HALF_OPEN for the alert's 5 min, MongoDB is frozen for the pool's. The pool's requests wait on
-/// MongoDB before they could reach OPA, so they leave the HALF_OPEN breaker alone.
-async fn half_open_and_pool_alerts(d: &Deployment, all: &mut [Beside; 2]) {
-    let hub = d.hub();
-    let [half_open, pool] = all;
-    half_open
-        .step(async |s| ready(d, s, &["CircuitBreakerHalfOpen"]).await)
-        .await;
-    pool.step(async |s| ready(d, s, &POOL_ALERTS).await).await;
-    let pump = match hub.traffic().await {
-        Ok(t) => t.pump(TICK),
-        Err(f) => return all.iter_mut().for_each(|b| b.fail(&f)),
-    };
-    let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
-        return;
-    };
-    let opa_budget = all[0].s.budget_of("4.1-opa");
-    all[0]
-        .step(async |s| {
-            s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, opa_budget)
-                .await;
-            Ok(())
-        })
-        .await;
-    let stopped = pump.stop().await.map_err(Finding::fail);
-    Beside::restore_all(all, opa).await;
-    let mut traffic = match stopped {
-        Ok(t) => t,
-        Err(f) => return all.iter_mut().for_each(|b| b.fail(&f)),
-    };
-    all[0].step(async |s| one_trial_call(d, s, &mut traffic).await).await;
-    let [half_open, pool] = all;
-    tokio::join!(
-        half_open.step(async |s| half_open_fires(d, s).await),
-        pool.step(async |s| pool_frozen_and_back(d, s).await),
-    );
-    Beside::postcheck_all(all, hub, &traffic.pump(TICK)).await;
-}
-
 /// 4.3-runbook: the suite's runbook covers every alert and every scenario; every loaded rule of
 /// the ten carries summary, description and a runbook_url. On the reference (the suite's rules)
 /// the runbook_url points at its section of the suite's runbook; on a live DIVE (DIVE's rules) a
@@ -564,6 +487,135 @@ fn runbook_url_leads_somewhere(d: &Deployment, s: &mut Scenario, alert: &str, ur
     }
 }
 
+// ------------------------------------------------------------------ side by side, for a live run
+//
+// A live run at DIVE's real timers waits out each alert's `for` (up to 5 min): the scenarios that
+// need the same outage observe it side by side, each judged and journaled as if it ran alone.
+
+/// 4.1-opa, 4.2-opa, 4.3-open, -resolve, -ten's breaker alerts and -inhibit on one OPA outage
+/// under traffic. With OPA back, 4.2-opa drives the way back request by request while 4.3-resolve
+/// follows the alert out.
+async fn opa_outage(d: &Deployment, all: &mut [Beside; 6]) {
+    let hub = d.hub();
+    let [stopped, recovers, open, resolve, ten, inhibit] = all;
+    stopped.step(async |s| s.preflight(hub).await).await;
+    recovers.step(async |s| s.preflight(hub).await).await;
+    open.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
+    resolve.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
+    ten.step(async |s| ready(d, s, &BREAKER_ALERTS).await).await;
+    inhibit
+        .step(async |s| {
+            synthetic_pair_inhibited(d, s).await?;
+            ready(d, s, &INHIBITION).await
+        })
+        .await;
+    let pump = match hub.traffic().await {
+        Ok(t) => t.pump(TICK),
+        Err(f) => return Beside::fail_all(all, f),
+    };
+    let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
+        return;
+    };
+    let [stopped, recovers, open, resolve, ten, inhibit] = all;
+    tokio::join!(
+        stopped.step(async |s| {
+            let budget = s.budget_of("4.1-opa");
+            s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, budget)
+                .await;
+            s.critical_status(hub, "OPA", Breaker::Opa, budget).await;
+            Ok(())
+        }),
+        recovers.step(async |s| opens(hub, s, &pump).await),
+        open.step(async |s| open_while_down(d, s, &pump).await),
+        resolve.step(async |s| open_before_it_resolves(d, s, &pump).await),
+        ten.step(async |s| breaker_alerts_while_down(d, s, &pump).await),
+        inhibit.step(async |s| real_pair_inhibited(d, s).await),
+    );
+    // The way back is driven one request at a time, so each state change has its cause.
+    let stopped = pump.stop().await;
+    let Some(back) = Beside::restore_all(all, opa).await else {
+        return;
+    };
+    let mut traffic = match stopped {
+        Ok(t) => t,
+        Err(e) => return Beside::fail_all(all, Finding::fail(e)),
+    };
+    let driven = traffic.tallies();
+    let [_, recovers, _, resolve, ..] = all;
+    tokio::join!(
+        recovers.step(async |s| {
+            let budget = s.budget_of("4.2-opa");
+            s.recovers(hub, &mut traffic, Breaker::Opa, budget, back.answered_at)
+                .await;
+            Ok(())
+        }),
+        resolve.step(async |s| resolve_once_closed(d, s, &driven).await),
+    );
+    Beside::postcheck_all(all, hub, &traffic.pump(TICK)).await;
+}
+
+/// The opa breaker OPEN within 4.1-opa's budget, or the scenario cannot go on.
+async fn opens(hub: &Instance, s: &mut Scenario, pump: &Pump) -> Result<(), Finding> {
+    let budget = s.budget_of("4.1-opa");
+    match s
+        .breaker_reaches(hub, pump, Breaker::Opa, BreakerState::Open, budget)
+        .await
+    {
+        Some(_) => Ok(()),
+        None => Err(Finding::fail("the opa breaker never opened: nothing to follow")),
+    }
+}
+
+/// 4.2-idle, 4.3-ten's CircuitBreakerHalfOpen and 4.3-pool on one OPA outage: with OPA back and
+/// no traffic the opa breaker stays OPEN for the plan's 90 s (4.2-idle); one trial call leaves it
+/// HALF_OPEN, and while it is held there for the alert's 5 min MongoDB is frozen for the pool's.
+/// The pool's requests wait on MongoDB before they could reach OPA, so they leave the HALF_OPEN
+/// breaker alone.
+async fn idle_half_open_and_pool(d: &Deployment, all: &mut [Beside; 3]) {
+    let hub = d.hub();
+    let [idle, half_open, pool] = all;
+    idle.step(async |s| s.preflight(hub).await).await;
+    half_open
+        .step(async |s| ready(d, s, &["CircuitBreakerHalfOpen"]).await)
+        .await;
+    pool.step(async |s| ready(d, s, &POOL_ALERTS).await).await;
+    let pump = match hub.traffic().await {
+        Ok(t) => t.pump(TICK),
+        Err(f) => return Beside::fail_all(all, f),
+    };
+    let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
+        return;
+    };
+    let [idle, half_open, _] = all;
+    tokio::join!(
+        idle.step(async |s| opens(hub, s, &pump).await),
+        half_open.step(async |s| opens(hub, s, &pump).await),
+    );
+    let stopped = pump.stop().await;
+    Beside::restore_all(all, opa).await;
+    let mut traffic = match stopped {
+        Ok(t) => t,
+        Err(e) => return Beside::fail_all(all, Finding::fail(e)),
+    };
+    all[0]
+        .step(async |s| {
+            let window = s.budget_of("4.2-idle").limit;
+            let idle = s
+                .breaker_holds(hub, Breaker::Opa, window, |state| state == BreakerState::Open)
+                .await;
+            s.finding(diagnose::idle_breaker(Breaker::Opa, idle));
+            Ok(())
+        })
+        .await;
+    all[1].step(async |s| one_trial_call(d, s, &mut traffic).await).await;
+    let [_, half_open, pool] = all;
+    tokio::join!(
+        half_open.step(async |s| half_open_fires(d, s).await),
+        pool.step(async |s| pool_frozen_and_back(d, s).await),
+    );
+    Beside::postcheck_all(all, hub, &traffic.pump(TICK)).await;
+}
+
 #[tokio::test]
 async fn circuit_breaker_open_alert_reaches_alertmanager_within_budget() {
     run_on(monitored().await, "4.3-open", open_alert).await.must_pass();
@@ -592,17 +644,24 @@ async fn database_alerts_fire_when_load_exhausts_the_pool_of_a_frozen_mongodb() 
 }
 
 #[tokio::test]
-#[ignore = "a live run takes it in place of the four scenarios it covers: scripts/live"]
-async fn opa_outage_alerts_side_by_side() {
-    let ids = ["4.3-open", "4.3-resolve", "4.3-ten", "4.3-inhibit"];
-    Verdict::all_must_pass(&run_side_by_side(monitored().await, ids, opa_outage_alerts).await);
+#[ignore = "a live run takes it in place of the six scenarios it covers: scripts/live"]
+async fn one_opa_outage_side_by_side() {
+    let ids = [
+        "4.1-opa",
+        "4.2-opa",
+        "4.3-open",
+        "4.3-resolve",
+        "4.3-ten",
+        "4.3-inhibit",
+    ];
+    Verdict::all_must_pass(&run_side_by_side(monitored().await, ids, opa_outage).await);
 }
 
 #[tokio::test]
-#[ignore = "a live run takes it in place of the two scenarios it covers: scripts/live"]
-async fn half_open_and_pool_alerts_side_by_side() {
-    let ids = ["4.3-ten", "4.3-pool"];
-    Verdict::all_must_pass(&run_side_by_side(monitored().await, ids, half_open_and_pool_alerts).await);
+#[ignore = "a live run takes it in place of the three scenarios it covers: scripts/live"]
+async fn idle_half_open_and_pool_side_by_side() {
+    let ids = ["4.2-idle", "4.3-ten", "4.3-pool"];
+    Verdict::all_must_pass(&run_side_by_side(monitored().await, ids, idle_half_open_and_pool).await);
 }
 
 #[tokio::test]
@@ -750,6 +809,35 @@ async fn self_check_runbook_names_d3_on_dive_v15a() {
         .await
         .must_fail_naming(&[Defect::D3])
     );
+}
+
+/// Side by side, a defect is named on the scenario whose evidence shows it, and fails only the
+/// scenarios that depend on what it breaks: without the rejects counter, 4.3-inhibit's real pair
+/// cannot fire either.
+#[tokio::test]
+async fn side_by_side_one_opa_outage_names_d2_where_the_rejects_are_needed() {
+    let ids = [
+        "4.1-opa",
+        "4.2-opa",
+        "4.3-open",
+        "4.3-resolve",
+        "4.3-ten",
+        "4.3-inhibit",
+    ];
+    let deployment = Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await;
+    let [stopped, recovers, open, resolve, ten, inhibit] = run_side_by_side(deployment, ids, opa_outage).await;
+    Verdict::all_must_pass(&[stopped, recovers, open, resolve]);
+    insta::assert_snapshot!(ten.must_fail_naming(&[Defect::D2]));
+    insta::assert_snapshot!(inhibit.must_fail_naming(&[]));
+}
+
+#[tokio::test]
+async fn side_by_side_idle_half_open_and_pool_names_d2_on_the_pool_alone() {
+    let ids = ["4.2-idle", "4.3-ten", "4.3-pool"];
+    let deployment = Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await;
+    let [idle, half_open, pool] = run_side_by_side(deployment, ids, idle_half_open_and_pool).await;
+    Verdict::all_must_pass(&[idle, half_open]);
+    insta::assert_snapshot!(pool.must_fail_naming(&[Defect::D2]));
 }
 
 // ------------------------------------------------------------------ the live code, on a live-shaped DIVE

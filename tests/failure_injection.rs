@@ -14,7 +14,7 @@ async fn opa_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
     s.breaker_reaches(hub, &traffic, Breaker::Opa, BreakerState::Open, budget)
         .await;
-    critical_status(s, hub, "OPA", Breaker::Opa, budget).await;
+    s.critical_status(hub, "OPA", Breaker::Opa, budget).await;
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
@@ -44,19 +44,10 @@ async fn mongodb_stopped(d: &Deployment, s: &mut Scenario) -> Result<(), Finding
     let mongodb = s.fault(hub, Service::Mongodb, FaultKind::Stop).await?;
     s.breaker_reaches(hub, &traffic, Breaker::Mongodb, BreakerState::Open, budget)
         .await;
-    critical_status(s, hub, "MongoDB", Breaker::Mongodb, budget).await;
+    s.critical_status(hub, "MongoDB", Breaker::Mongodb, budget).await;
     s.restore(mongodb).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
-}
-
-/// With a critical dependency (behind `breaker`) stopped, DIVE answers its health `unhealthy`
-/// with HTTP 503.
-async fn critical_status(s: &mut Scenario, hub: &Instance, name: &str, breaker: Breaker, budget: Budget) {
-    if let Err(last) = s.status_reaches(hub, Overall::Unhealthy, budget.deadline()).await {
-        let reported_down = last.as_ref().and_then(|d| diagnose::dependency_status(d, breaker)) == Some(Probe::Down);
-        s.finding(diagnose::critical_down_status(name, last.as_ref(), reported_down));
-    }
 }
 
 /// 4.1-redis: cache Redis stopped -> status degraded, never unhealthy; authorization answers.

@@ -9,7 +9,7 @@ use std::path::Path;
 use dive_resilience::deployment::live::check::check;
 use dive_resilience::fault::ledger::Ledger;
 use dive_resilience::infra::config::{Target, config};
-use dive_resilience::vocab::blast::{SCENARIOS, Touches};
+use dive_resilience::vocab::blast::{SCENARIOS, SIDE_BY_SIDE, Touches, live_run};
 
 /// `scripts/live` tells a failed check (exit 3) from a configuration error (a line starting
 /// `configuration:`, exit 2) by this word.
@@ -59,13 +59,13 @@ fn plan_the_read_only_subset() {
     plan(true);
 }
 
-/// Prints one `plan:` line per scenario a live run takes, then the total.
+/// Prints one `plan:` line per test a live run takes, then the total.
 fn plan(read_only: bool) {
     let config = must_config();
     let mut total = std::time::Duration::ZERO;
     println!("plan: scenario | requirement | what it does to the target | at most");
-    for s in SCENARIOS
-        .iter()
+    for s in live_run()
+        .into_iter()
         .filter(|s| !read_only || s.touches == Touches::ReadOnly)
     {
         total += s.at_most;
@@ -73,7 +73,7 @@ fn plan(read_only: bool) {
             "plan: {}::{} | {} | {} | {}",
             s.binary,
             s.test,
-            s.requirement,
+            s.requirements.join(", "),
             s.touches.describe(),
             minutes(s.at_most)
         );
@@ -135,7 +135,7 @@ async fn ledger_restore() {
 #[test]
 fn every_scenario_test_declares_its_blast_radius() {
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let mut found = Vec::new();
+    let (mut found, mut ignored_tests) = (Vec::new(), Vec::new());
     for binary in [
         "failure_injection",
         "recovery",
@@ -157,12 +157,13 @@ fn every_scenario_test_declares_its_blast_radius() {
             }) else {
                 continue;
             };
-            // An ignored scenario runs only when asked by name; a live run does not take it.
+            let name = signature["async fn ".len()..].split('(').next().unwrap_or_default();
+            // An ignored scenario runs only when asked by name: a live run asks for the side-by-side ones.
             if ignored {
+                ignored_tests.push((binary, name.to_string()));
                 continue;
             }
-            let name = signature["async fn ".len()..].split('(').next().unwrap_or_default();
-            let harness_only = ["self_check", "live_shaped", "mutated_evidence"]
+            let harness_only = ["self_check", "live_shaped", "mutated_evidence", "side_by_side"]
                 .iter()
                 .any(|p| name.starts_with(p));
             if !harness_only {
@@ -188,4 +189,12 @@ fn every_scenario_test_declares_its_blast_radius() {
         );
     }
     assert_eq!(found.len(), listed.len(), "a scenario is listed twice");
+    for b in SIDE_BY_SIDE {
+        assert!(
+            ignored_tests.contains(&(b.binary, b.test.to_string())),
+            "vocab::blast::SIDE_BY_SIDE lists {}::{}, which is not an ignored test (a live run asks for it by name)",
+            b.binary,
+            b.test
+        );
+    }
 }

@@ -33,28 +33,9 @@ async fn recover(
     }
     let mut traffic = pump.stop().await.map_err(Finding::fail)?;
     let back = s.restore(fault).await?;
-    let half_open = s
-        .drive_until(
-            hub,
-            &mut traffic,
-            breaker,
-            BreakerState::HalfOpen,
-            budget,
-            back.answered_at,
-        )
-        .await;
-    let closed = s
-        .drive_until(
-            hub,
-            &mut traffic,
-            breaker,
-            BreakerState::Closed,
-            budget,
-            back.answered_at,
-        )
-        .await;
+    let recovery = s.recovers(hub, &mut traffic, breaker, budget, back.answered_at).await;
     s.postcheck(hub, &traffic.pump(TICK)).await;
-    Ok(half_open.zip(closed))
+    Ok(recovery)
 }
 
 /// 4.2-opa: OPA restored -> opa breaker CLOSED within 90 s.

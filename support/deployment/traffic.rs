@@ -127,9 +127,28 @@ impl Drop for Traffic {
 #[derive(Clone)]
 pub struct Tallies(Arc<Mutex<Vec<Sent>>>);
 
-impl Tallies {
-    pub fn since(&self, since: Instant) -> Tally {
+/// Traffic whose requests can be counted: the evidence a wait reports when what it waited for
+/// never came.
+pub trait Tallied {
+    /// The tally of every request sent after `since`.
+    fn tally_since(&self, since: Instant) -> Tally;
+}
+
+impl Tallied for Tallies {
+    fn tally_since(&self, since: Instant) -> Tally {
         tally(&self.0, since)
+    }
+}
+
+impl Tallied for Pump {
+    fn tally_since(&self, since: Instant) -> Tally {
+        tally(&self.log, since)
+    }
+}
+
+impl Tallied for Traffic {
+    fn tally_since(&self, since: Instant) -> Tally {
+        tally(&self.log, since)
     }
 }
 
@@ -141,10 +160,6 @@ pub struct Pump {
 }
 
 impl Pump {
-    pub fn tally_since(&self, since: Instant) -> Tally {
-        tally(&self.log, since)
-    }
-
     /// Stops sending and hands the traffic back.
     pub async fn stop(mut self) -> Result<Traffic, String> {
         self.stop.store(true, Ordering::Relaxed);
@@ -294,11 +309,6 @@ impl Traffic {
     /// Every request sent so far.
     pub fn log(&self) -> Vec<Sent> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// The tally of every request sent after `since`.
-    pub fn tally_since(&self, since: Instant) -> Tally {
-        tally(&self.log, since)
     }
 
     /// Sends one request per `tick` in the background until the pump is stopped.

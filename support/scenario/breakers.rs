@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use crate::deployment::instance::Instance;
-use crate::deployment::traffic::{Pump, Traffic};
+use crate::deployment::traffic::{Pump, Tallied, Traffic};
 use crate::infra::poll::{TimedOut, eventually, holds_for};
 use crate::scenario::diagnose::{self, BreakerHold};
 use crate::scenario::{Scenario, TICK, steady_now};
@@ -24,7 +24,7 @@ impl Scenario {
     pub async fn breaker_reaches(
         &mut self,
         inst: &Instance,
-        pump: &Pump,
+        pump: &impl Tallied,
         breaker: Breaker,
         want: BreakerState,
         budget: Budget,
@@ -169,6 +169,26 @@ impl Scenario {
                 None
             }
         }
+    }
+
+    /// The way back after a restore, request by request: `breaker` HALF_OPEN, then CLOSED, each
+    /// measured from `since` (the dependency answering) against `budget`. Both times, or `None`
+    /// when either never came (the finding says why).
+    pub async fn recovers(
+        &mut self,
+        inst: &Instance,
+        traffic: &mut Traffic,
+        breaker: Breaker,
+        budget: Budget,
+        since: Instant,
+    ) -> Option<(Duration, Duration)> {
+        let half_open = self
+            .drive_until(inst, traffic, breaker, BreakerState::HalfOpen, budget, since)
+            .await;
+        let closed = self
+            .drive_until(inst, traffic, breaker, BreakerState::Closed, budget, since)
+            .await;
+        half_open.zip(closed)
     }
 
     /// Reads `breaker` for `window` (sending nothing itself); every reading must satisfy `keep`.

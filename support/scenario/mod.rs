@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::deployment::Deployment;
 use crate::deployment::instance::Instance;
-use crate::deployment::traffic::Pump;
+use crate::deployment::traffic::{Pump, Tallied};
 use crate::fault::{FaultGuard, Restored};
 use crate::infra::config::must_config;
 use crate::infra::http::HttpError;
@@ -542,10 +542,15 @@ impl Beside {
     }
 
     /// Ends the scenario's part with `f`, unless an earlier error already did.
-    pub fn fail(&mut self, f: &Finding) {
+    fn fail(&mut self, f: &Finding) {
         if self.result.is_ok() {
             self.result = Err(f.clone());
         }
+    }
+
+    /// Ends the part of every scenario still taking part with `f`: a step they all needed failed.
+    pub fn fail_all(all: &mut [Beside], f: Finding) {
+        all.iter_mut().for_each(|b| b.fail(&f));
     }
 
     /// Applies one fault to `inst` for every scenario still taking part, journaled in each.
@@ -567,7 +572,7 @@ impl Beside {
                 Some(guard)
             }
             Err(f) => {
-                all.iter_mut().for_each(|b| b.fail(&f));
+                Beside::fail_all(all, f);
                 None
             }
         }
@@ -584,8 +589,7 @@ impl Beside {
                 Some(restored)
             }
             Err(e) => {
-                let f = Finding::fail(e);
-                all.iter_mut().for_each(|b| b.fail(&f));
+                Beside::fail_all(all, Finding::fail(e));
                 None
             }
         }

@@ -5,15 +5,26 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use crate::deployment::instance::Instance;
-use crate::deployment::traffic::Pump;
+use crate::deployment::traffic::{Pump, Tallied};
 use crate::infra::poll::{eventually, holds_for};
 use crate::scenario::diagnose::{self, AuthorizationBroke};
 use crate::scenario::{Scenario, TICK};
 use crate::vocab::finding::Finding;
-use crate::vocab::health::{Detailed, Overall};
+use crate::vocab::health::{Breaker, Detailed, Overall, Probe};
+use crate::vocab::slo::Budget;
 use crate::vocab::units::secs;
 
 impl Scenario {
+    /// With a critical dependency (`name`, behind `breaker`) stopped, DIVE answers its health
+    /// `unhealthy` with HTTP 503; when it does not, the diagnosis says what it answered instead.
+    pub async fn critical_status(&mut self, inst: &Instance, name: &str, breaker: Breaker, budget: Budget) {
+        if let Err(last) = self.status_reaches(inst, Overall::Unhealthy, budget.deadline()).await {
+            let reported_down =
+                last.as_ref().and_then(|d| diagnose::dependency_status(d, breaker)) == Some(Probe::Down);
+            self.finding(diagnose::critical_down_status(name, last.as_ref(), reported_down));
+        }
+    }
+
     /// Waits until the overall status of `inst` is `want`, answered with the HTTP code DIVE gives
     /// it; prints how long that took. On timeout returns the last health seen, for the caller's
     /// diagnosis.

@@ -267,6 +267,95 @@ pub const SCENARIOS: &[Scenario] = &[
     ),
 ];
 
+/// A test that runs several scenarios side by side on one outage, each with its own verdict: a
+/// full live run takes it in place of the scenario tests it covers, so DIVE's timers are waited
+/// out once for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideBySide {
+    pub binary: &'static str,
+    pub test: &'static str,
+    /// The scenario tests (of [`SCENARIOS`]) it covers.
+    pub covers: &'static [&'static str],
+    pub touches: Touches,
+    pub at_most: Duration,
+}
+
+/// Every side-by-side test.
+pub const SIDE_BY_SIDE: &[SideBySide] = &[
+    SideBySide {
+        binary: "alerts",
+        test: "one_opa_outage_side_by_side",
+        covers: &[
+            "opa_breaker_opens_within_budget_when_opa_stops",
+            "opa_breaker_closes_within_budget_after_opa_returns",
+            "circuit_breaker_open_alert_reaches_alertmanager_within_budget",
+            "circuit_breaker_open_alert_resolves_within_budget_after_the_breaker_closes",
+            "breaker_alerts_fire_when_opa_is_down_under_traffic",
+            "circuit_breaker_open_inhibits_rejects_of_the_same_breaker",
+        ],
+        touches: Faults(
+            "synthetic alerts posted to AlertManager (labelled as the suite's, short-lived); hub OPA stopped until the breaker alerts fire, then restored until CircuitBreakerOpen resolves",
+        ),
+        at_most: Duration::from_secs(12 * 60),
+    },
+    SideBySide {
+        binary: "alerts",
+        test: "idle_half_open_and_pool_side_by_side",
+        covers: &[
+            "breaker_stays_open_without_traffic_contrary_to_the_plan",
+            "half_open_alert_fires_when_a_breaker_stays_half_open",
+            "database_alerts_fire_when_load_exhausts_the_pool_of_a_frozen_mongodb",
+        ],
+        touches: Faults(
+            "hub OPA stopped, then 90 s without traffic and its breaker held HALF_OPEN; meanwhile hub MongoDB paused under more requests than its pool holds",
+        ),
+        at_most: Duration::from_secs(14 * 60),
+    },
+];
+
+/// One test of a full live run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub binary: &'static str,
+    pub test: &'static str,
+    /// The requirements it judges: one, or those of every scenario a side-by-side test covers.
+    pub requirements: Vec<&'static str>,
+    pub touches: Touches,
+    pub at_most: Duration,
+}
+
+/// The tests a full live run takes, in order: the side-by-side tests first, while no earlier
+/// outage's alert can still be firing (an alert that reads a 5 min range outlives its outage by
+/// that long), then every scenario test they do not cover, in the order of [`SCENARIOS`].
+pub fn live_run() -> Vec<Step> {
+    let side_by_side = SIDE_BY_SIDE.iter().map(|b| {
+        let mut requirements: Vec<&str> = SCENARIOS
+            .iter()
+            .filter(|c| b.covers.contains(&c.test))
+            .map(|c| c.requirement)
+            .collect();
+        requirements.dedup();
+        Step {
+            binary: b.binary,
+            test: b.test,
+            requirements,
+            touches: b.touches,
+            at_most: b.at_most,
+        }
+    });
+    let alone = SCENARIOS
+        .iter()
+        .filter(|s| !SIDE_BY_SIDE.iter().any(|b| b.covers.contains(&s.test)))
+        .map(|s| Step {
+            binary: s.binary,
+            test: s.test,
+            requirements: vec![s.requirement],
+            touches: s.touches,
+            at_most: s.at_most,
+        });
+    side_by_side.chain(alone).collect()
+}
+
 impl Touches {
     /// One line for the plan an operator reads.
     pub fn describe(&self) -> String {
@@ -281,4 +370,30 @@ impl Touches {
 /// The scenarios that read only: a live run of these alone can happen at any time.
 pub fn read_only() -> impl Iterator<Item = &'static Scenario> {
     SCENARIOS.iter().filter(|s| s.touches == ReadOnly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_run_takes_every_scenario_once_alone_or_side_by_side() {
+        let steps = live_run();
+        for s in SCENARIOS {
+            let alone = steps.iter().filter(|step| step.test == s.test).count();
+            let beside = SIDE_BY_SIDE.iter().filter(|b| b.covers.contains(&s.test)).count();
+            assert_eq!(alone + beside, 1, "{} is taken {} times", s.test, alone + beside);
+        }
+        for b in SIDE_BY_SIDE {
+            for covered in b.covers {
+                assert!(
+                    SCENARIOS.iter().any(|s| s.test == *covered),
+                    "{} covers {covered}, which is not a scenario test",
+                    b.test
+                );
+            }
+        }
+        let judged: Vec<&str> = steps.iter().flat_map(|s| s.requirements.clone()).collect();
+        assert!(SCENARIOS.iter().all(|s| judged.contains(&s.requirement)));
+    }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::deployment::instance::Instance;
 use crate::deployment::load::Stream;
-use crate::deployment::traffic::{Tallies, Traffic};
+use crate::deployment::traffic::{Tallied, Tallies, Traffic};
 use crate::fault::FaultGuard;
 use crate::infra::config::must_config;
 use crate::infra::load::{self as generator, Counts, Lag, Plan, Recorder, Run, WINDOW};
@@ -241,7 +241,11 @@ impl Scenario {
                     let last = last.into_inner();
                     let stats = last.as_ref().and_then(|d| d.circuit_breakers).map(|b| b.get(breaker));
                     let dependency = last.as_ref().and_then(|d| dependency_status(d, breaker));
-                    let tally = load.tallies.as_ref().map(|t| t.since(fault_at)).unwrap_or_default();
+                    let tally = load
+                        .tallies
+                        .as_ref()
+                        .map(|t| t.tally_since(fault_at))
+                        .unwrap_or_default();
                     let threshold = BreakerConfig::dive(breaker, self.time_scale).failure_threshold;
                     self.finding(breaker_did_not_open(breaker, stats, dependency, tally, threshold));
                 }
@@ -310,7 +314,11 @@ impl Scenario {
         match settled {
             Ok(_) => self.observed(&what, restored_at.elapsed()),
             Err(t) => {
-                let tally = load.tallies.as_ref().map(|t| t.since(restored_at)).unwrap_or_default();
+                let tally = load
+                    .tallies
+                    .as_ref()
+                    .map(|t| t.tally_since(restored_at))
+                    .unwrap_or_default();
                 self.finding(Finding::fail(format!(
                     "the instance did not return to steady state under load after the restore: {t} (traffic: {tally})"
                 )));
