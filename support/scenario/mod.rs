@@ -525,7 +525,7 @@ where
 /// part, as a scenario run alone stops at its first error; once the shared fault was applied its
 /// postcheck still runs.
 pub struct Beside {
-    pub s: Scenario,
+    s: Scenario,
     result: Result<(), Finding>,
     faulted: bool,
 }
