@@ -106,7 +106,8 @@ pub fn alertmanager_config(behaviour: &Behaviour, time_scale: f64) -> Result<Str
 }
 
 /// Prometheus's configuration. With D3 the `rule_files` glob is DIVE's, relative to a directory
-/// where the rules are not (so nothing loads); with D8 the stale spoke jobs are added.
+/// where the rules are not (so nothing loads); with D8 the stale spoke jobs are added, and a spoke
+/// one of them names is scraped only there, as DIVE's file has one job per spoke.
 pub fn prometheus_config(
     behaviour: &Behaviour,
     time_scale: f64,
@@ -133,7 +134,8 @@ pub fn prometheus_config(
          alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\n{am_scheme}\
          scrape_configs:\n"
     );
-    for t in targets.iter().chain(stale) {
+    let scraped = targets.iter().filter(|t| !stale.iter().any(|s| s.job == t.job));
+    for t in scraped.chain(stale) {
         out.push_str(&format!(
             "  - job_name: \"{}\"\n    scheme: https\n    metrics_path: /metrics\n    tls_config:\n      ca_file: ca.pem\n\
              \x20   static_configs:\n      - targets: [\"{}\"]\n        labels:\n          instance: \"{}\"\n          service: backend\n",
