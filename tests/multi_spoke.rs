@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use dive_resilience::infra::config::must_config;
+use dive_resilience::infra::poll::eventually;
 use dive_resilience::prelude::*;
 use dive_resilience::scenario::diagnose;
 use dive_resilience::scenario::trust::{Identity, revocation_evidence, revoked_still_accepted};
@@ -54,16 +55,55 @@ async fn revocation_reaches_every_spoke(d: &Deployment, s: &mut Scenario) -> Res
 
 /// 5.1-revoke, with the whole stack of spoke `down` (if any) stopped just before the revocation.
 async fn revocation_while_down(d: &Deployment, s: &mut Scenario, down: Option<&str>) -> Result<(), Finding> {
+    let hub = d.hub();
     let user = must_config().revoke_user.clone();
-    // In the ledger before the revocation: a panic, Ctrl-C or a killed run still lifts it.
-    let lockout = d.hub().lockout(&user)?;
+    let bystander = hub.credentials.user.clone();
+    // In the ledger before the revocation: a panic, Ctrl-C or a killed run still lifts it. The
+    // traffic user's too: a revocation decided on a cached introspection answer (D11) lands on
+    // whoever that answer was for, who would otherwise stay locked out for the rest of the run.
+    let mut lockouts = vec![hub.lockout(&user)?];
+    if bystander != user {
+        lockouts.push(hub.lockout(&bystander)?);
+    }
     let result = revoke_and_check(d, s, &user, down).await;
-    if let Err(e) = lockout.lift().await {
-        s.finding(Finding::fail(format!(
-            "could not lift the revocation of {user}: {e}; it expires with the token"
-        )));
+    if bystander != user && result.is_ok() {
+        bystander_admitted(s, hub, &bystander, &user).await?;
+    }
+    for lockout in lockouts {
+        let who = lockout.user().to_string();
+        if let Err(e) = lockout.lift().await {
+            s.finding(Finding::fail(format!(
+                "could not lift the revocation of {who}: {e}; it expires with the token"
+            )));
+        }
     }
     result
+}
+
+/// After the revocation another user must still get in: at once on a DIVE that meets the plan. A
+/// DIVE whose introspection cache answers tokens by their first characters (D11) can answer every
+/// token of the realm as the revoked one until that answer expires: the wait (bounded by the
+/// cache's lifetime) says for how long, and leaves DIVE usable for the scenarios after this one.
+async fn bystander_admitted(s: &mut Scenario, hub: &Instance, bystander: &str, user: &str) -> Result<(), Finding> {
+    let fresh = hub.token_for(bystander).await?;
+    let window = s.budget_of("5.1-revoke bystander").limit;
+    let what = format!("a fresh token of {bystander} accepted on the hub");
+    let admitted = eventually(&what, TICK * 8, window, async || match hub.accepts(&fresh).await {
+        Ok(true) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await;
+    match admitted {
+        Ok(m) if m.attempts == 1 => s.event(format!("{what} after the revocation")),
+        Ok(m) => s.finding(Finding::fail(format!(
+            "revoking a token of {user} locked {bystander} out too: a fresh token of theirs was refused on the hub for {} after it",
+            secs(m.elapsed)
+        ))),
+        Err(t) => s.finding(Finding::fail(format!(
+            "revoking a token of {user} locked {bystander} out too: {t}"
+        ))),
+    }
+    Ok(())
 }
 
 async fn revoke_and_check(d: &Deployment, s: &mut Scenario, user: &str, down: Option<&str>) -> Result<(), Finding> {

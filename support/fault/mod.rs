@@ -225,6 +225,11 @@ impl Lockout {
         })
     }
 
+    /// The user locked out.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// Lifts the lock-out; the ledger entry goes once it is lifted.
     pub async fn lift(mut self) -> Result<(), String> {
         let entry = self.ledger_entry.take();

@@ -353,6 +353,12 @@ pub const DERIVED: &[Derived] = &[
         10,
     ),
     derived_plus(
+        "5.1-revoke bystander",
+        "after a revocation another user gets in at once on a DIVE that meets the plan; one whose introspection cache answers tokens by their first characters (D11) refuses them until that answer expires: its lifetime (300 s), and 5 s for the last look",
+        300,
+        5,
+    ),
+    derived_plus(
         "4.3-inhibit judged",
         "AlertManager applies an inhibition when asked, once both alerts have arrived: two scrape intervals (15 s), and 2 s for the posting",
         30,
