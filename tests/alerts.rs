@@ -497,8 +497,8 @@ fn runbook_url_leads_somewhere(d: &Deployment, s: &mut Scenario, alert: &str, ur
 /// follows the alert out.
 async fn opa_outage(d: &Deployment, all: &mut [Beside; 6]) {
     let hub = d.hub();
-    let [stopped, recovers, open, resolve, ten, inhibit] = all;
-    stopped.step(async |s| s.preflight(hub).await).await;
+    let [injected, recovers, open, resolve, ten, inhibit] = all;
+    injected.step(async |s| s.preflight(hub).await).await;
     recovers.step(async |s| s.preflight(hub).await).await;
     open.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
     resolve.step(async |s| ready(d, s, &["CircuitBreakerOpen"]).await).await;
@@ -516,9 +516,9 @@ async fn opa_outage(d: &Deployment, all: &mut [Beside; 6]) {
     let Some(opa) = Beside::fault_all(all, hub, Service::Opa, FaultKind::Stop).await else {
         return;
     };
-    let [stopped, recovers, open, resolve, ten, inhibit] = all;
+    let [injected, recovers, open, resolve, ten, inhibit] = all;
     tokio::join!(
-        stopped.step(async |s| {
+        injected.step(async |s| {
             let budget = s.budget_of("4.1-opa");
             s.breaker_reaches(hub, &pump, Breaker::Opa, BreakerState::Open, budget)
                 .await;
@@ -532,11 +532,11 @@ async fn opa_outage(d: &Deployment, all: &mut [Beside; 6]) {
         inhibit.step(async |s| real_pair_inhibited(d, s).await),
     );
     // The way back is driven one request at a time, so each state change has its cause.
-    let stopped = pump.stop().await;
+    let traffic = pump.stop().await;
     let Some(back) = Beside::restore_all(all, opa).await else {
         return;
     };
-    let mut traffic = match stopped {
+    let mut traffic = match traffic {
         Ok(t) => t,
         Err(e) => return Beside::fail_all(all, Finding::fail(e)),
     };
@@ -591,9 +591,9 @@ async fn idle_half_open_and_pool(d: &Deployment, all: &mut [Beside; 3]) {
         idle.step(async |s| opens(hub, s, &pump).await),
         half_open.step(async |s| opens(hub, s, &pump).await),
     );
-    let stopped = pump.stop().await;
+    let traffic = pump.stop().await;
     Beside::restore_all(all, opa).await;
-    let mut traffic = match stopped {
+    let mut traffic = match traffic {
         Ok(t) => t,
         Err(e) => return Beside::fail_all(all, Finding::fail(e)),
     };
@@ -825,8 +825,8 @@ async fn side_by_side_one_opa_outage_names_d2_where_the_rejects_are_needed() {
         "4.3-inhibit",
     ];
     let deployment = Deployment::reference_monitored_with(Profile::Intended, &[Defect::D2]).await;
-    let [stopped, recovers, open, resolve, ten, inhibit] = run_side_by_side(deployment, ids, opa_outage).await;
-    Verdict::all_must_pass(&[stopped, recovers, open, resolve]);
+    let [injected, recovers, open, resolve, ten, inhibit] = run_side_by_side(deployment, ids, opa_outage).await;
+    Verdict::all_must_pass(&[injected, recovers, open, resolve]);
     insta::assert_snapshot!(ten.must_fail_naming(&[Defect::D2]));
     insta::assert_snapshot!(inhibit.must_fail_naming(&[]));
 }
