@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -362,16 +362,48 @@ pub fn seed_resources(code: &str, count: usize) -> HashMap<String, StoredResourc
     docs.collect()
 }
 
-/// MongoDB, reduced to the three operations the backend performs: ping, list and find by id.
+/// A listing query: MongoDB's `find().sort({ resourceId: 1 }).skip(skip).limit(limit)`; no
+/// `limit` means the whole collection.
+#[derive(Debug, Default, Deserialize)]
+pub struct Find {
+    #[serde(default)]
+    pub skip: usize,
+    pub limit: Option<usize>,
+}
+
+/// What a listing query answers: the documents it found, and the size of the whole collection
+/// (`countDocuments`, which DIVE asks beside the query of a page).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Found {
+    pub total: usize,
+    pub docs: Vec<StoredResource>,
+}
+
+/// MongoDB, reduced to the three operations the backend performs: ping, list (one page, or all)
+/// and find by id. A page is cut here, in the store, as a MongoDB query cuts it: only the page
+/// crosses the wire, so listing costs what a page holds, not what the collection does.
 pub fn mongodb(resources: Collection) -> Router {
     Router::new()
         .route("/ping", get(|| async { Json(json!({ "ok": 1 })) }))
         .route(
             "/resources",
-            get(|State(docs): State<Collection>| async move {
-                let mut list: Vec<_> = docs.read().map(|d| d.values().cloned().collect()).unwrap_or_default();
-                list.sort_by(|a: &StoredResource, b| a.resource_id.cmp(&b.resource_id));
-                Json(list)
+            get(|State(docs): State<Collection>, Query(find): Query<Find>| async move {
+                let Ok(docs) = docs.read() else {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "collection lock poisoned").into_response();
+                };
+                let mut sorted: Vec<&StoredResource> = docs.values().collect();
+                sorted.sort_unstable_by(|a, b| a.resource_id.cmp(&b.resource_id));
+                let page = sorted
+                    .into_iter()
+                    .skip(find.skip)
+                    .take(find.limit.unwrap_or(usize::MAX))
+                    .cloned()
+                    .collect();
+                Json(Found {
+                    total: docs.len(),
+                    docs: page,
+                })
+                .into_response()
             }),
         )
         .route(

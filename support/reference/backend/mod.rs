@@ -29,7 +29,7 @@ use crate::infra::http::join;
 use crate::infra::os::unix_now;
 use crate::reference::behaviour::{Behaviour, Listing};
 use crate::reference::breaker::{Admission, CircuitBreaker};
-use crate::reference::standins::{Claims, DecisionFacts, Introspection, StoredResource};
+use crate::reference::standins::{Claims, DecisionFacts, Found, Introspection, StoredResource};
 use crate::vocab::api::{
     Decision, EvaluationDetails, LOCAL_FALLBACK, MAX_PAGE_SIZE, PolicyEvaluation, ResourceSummary, Subject,
 };

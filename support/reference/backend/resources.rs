@@ -5,8 +5,13 @@ use super::*;
 use crate::infra::poll;
 
 impl Backend {
-    /// A MongoDB operation: one pooled connection, through the mongodb breaker when wired.
-    pub(super) async fn mongo(&self, path: &str) -> Result<Option<reqwest::Response>, CallError> {
+    /// A MongoDB operation with its query parameters: one pooled connection, through the mongodb
+    /// breaker when wired.
+    pub(super) async fn mongo(
+        &self,
+        path: &str,
+        query: &[(&str, u64)],
+    ) -> Result<Option<reqwest::Response>, CallError> {
         let url = join(&self.cfg.mongodb, path);
         let wait = self.timeout(2000);
         let call = async {
@@ -20,7 +25,7 @@ impl Backend {
             // DIVE's driver sets no socket timeout: a hung MongoDB keeps the connection checked out
             // (which is how load exhausts the pool). Bounded so a forgotten pause cannot leak tasks.
             let hang = Duration::from_secs(600).mul_f64(self.cfg.time_scale);
-            match self.client.get(url).timeout(hang).send().await {
+            match self.client.get(url).query(query).timeout(hang).send().await {
                 Ok(r) if r.status() == StatusCode::NOT_FOUND => Ok(None),
                 Ok(r) if r.status().is_success() => Ok(Some(r)),
                 Ok(r) => Err(format!("MongoDB answered {}", r.status())),
@@ -195,24 +200,20 @@ pub(super) async fn list_resources(
         // R10: the listing never asks OPA, and waits as long as a request that does.
         poll::until(tokio::time::Instant::now() + b.timeout(5000)).await;
     }
-    let docs = match b.mongo("/resources").await {
-        Ok(Some(r)) => match r.json::<Vec<StoredResource>>().await {
-            Ok(docs) => docs,
-            Err(e) => return server_error(e.to_string()),
-        },
-        Ok(None) => Vec::new(),
-        Err(e) => return server_error(e.to_string()),
-    };
-    let total = docs.len() as u64;
     let page = q.page.unwrap_or(1).max(1);
     let page_size = q.page_size.unwrap_or(50).clamp(1, MAX_PAGE_SIZE);
-    let shown: Vec<StoredResource> = match b.cfg.behaviour.listing {
-        Listing::Paged => docs
-            .into_iter()
-            .skip(usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX))
-            .take(usize::try_from(page_size).unwrap_or(usize::MAX))
-            .collect(),
-        Listing::Whole => docs,
+    // HEAD asks MongoDB for one page (skip and limit); 15a319e6 for the whole collection.
+    let query = match b.cfg.behaviour.listing {
+        Listing::Paged => vec![("skip", (page - 1).saturating_mul(page_size)), ("limit", page_size)],
+        Listing::Whole => Vec::new(),
+    };
+    let (total, shown) = match b.mongo("/resources", &query).await {
+        Ok(Some(r)) => match r.json::<Found>().await {
+            Ok(found) => (found.total as u64, found.docs),
+            Err(e) => return server_error(e.to_string()),
+        },
+        Ok(None) => (0, Vec::new()),
+        Err(e) => return server_error(e.to_string()),
     };
     let visible: Vec<ResourceSummary> = shown
         .into_iter()
@@ -245,7 +246,7 @@ pub(super) async fn get_resource(
     {
         return server_error("cache unavailable".to_string());
     }
-    let doc = match b.mongo(&format!("/resources/{id}")).await {
+    let doc = match b.mongo(&format!("/resources/{id}"), &[]).await {
         Ok(Some(r)) => match r.json::<StoredResource>().await {
             Ok(doc) => doc,
             Err(e) => return server_error(e.to_string()),
