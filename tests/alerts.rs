@@ -48,16 +48,25 @@ async fn ready(d: &Deployment, s: &mut Scenario, needed: &[&str]) -> Result<(), 
     s.preflight(d.hub()).await
 }
 
-/// 4.3-open: OPA stopped under traffic -> CircuitBreakerOpen active in AlertManager within 5 min.
-async fn open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+/// A scenario run alone on its own OPA outage under traffic: the pipeline of `needed` and steady
+/// state, OPA stopped, `during` while it is down, OPA back, the postcheck.
+async fn on_its_own_opa_outage<F>(d: &Deployment, s: &mut Scenario, needed: &[&str], during: F) -> Result<(), Finding>
+where
+    F: AsyncFnOnce(&Deployment, &mut Scenario, &Pump) -> Result<(), Finding>,
+{
     let hub = d.hub();
-    ready(d, s, &["CircuitBreakerOpen"]).await?;
+    ready(d, s, needed).await?;
     let traffic = hub.traffic().await?.pump(TICK);
     let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    open_while_down(d, s, &traffic).await?;
+    during(d, s, &traffic).await?;
     s.restore(opa).await?;
     s.postcheck(hub, &traffic).await;
     Ok(())
+}
+
+/// 4.3-open: OPA stopped under traffic -> CircuitBreakerOpen active in AlertManager within 5 min.
+async fn open_alert(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
+    on_its_own_opa_outage(d, s, &["CircuitBreakerOpen"], open_while_down).await
 }
 
 /// 4.3-open with OPA down: the breaker OPEN, then CircuitBreakerOpen's way to AlertManager.
@@ -111,14 +120,7 @@ async fn resolve_once_closed(d: &Deployment, s: &mut Scenario, traffic: &impl Ta
 /// 4.3-ten, breaker alerts: OPA down under traffic fires CircuitBreakerOpen,
 /// CircuitBreakerFailuresHigh and, from the rejects, HighCircuitBreakerRejects.
 async fn breaker_alerts(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let hub = d.hub();
-    ready(d, s, &BREAKER_ALERTS).await?;
-    let traffic = hub.traffic().await?.pump(TICK);
-    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    breaker_alerts_while_down(d, s, &traffic).await?;
-    s.restore(opa).await?;
-    s.postcheck(hub, &traffic).await;
-    Ok(())
+    on_its_own_opa_outage(d, s, &BREAKER_ALERTS, breaker_alerts_while_down).await
 }
 
 /// 4.3-ten with OPA down under traffic: the breaker OPEN, its alerts firing, and the rejects'
@@ -312,15 +314,8 @@ async fn rule_logic(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
 /// 4.3-inhibit: CircuitBreakerOpen suppresses HighCircuitBreakerRejects of the same breaker,
 /// first with the suite's synthetic alerts (safe on a live AlertManager), then with the real pair.
 async fn inhibition(d: &Deployment, s: &mut Scenario) -> Result<(), Finding> {
-    let hub = d.hub();
     synthetic_pair_inhibited(d, s).await?;
-    ready(d, s, &INHIBITION).await?;
-    let traffic = hub.traffic().await?.pump(TICK);
-    let opa = s.fault(hub, Service::Opa, FaultKind::Stop).await?;
-    real_pair_inhibited(d, s).await?;
-    s.restore(opa).await?;
-    s.postcheck(hub, &traffic).await;
-    Ok(())
+    on_its_own_opa_outage(d, s, &INHIBITION, async |d, s, _| real_pair_inhibited(d, s).await).await
 }
 
 /// The inhibition rule, proven with synthetic alerts of a made-up breaker and a control alert of
